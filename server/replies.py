@@ -1,0 +1,74 @@
+"""Sorting hospital replies: accepted updates, refusals, errors, rejected updates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import ArrayRecord, Message, MessageType, MetricRecord, RecordDict
+
+from medfed.shared.protocol import ARRAYS, EVALUATION, OUTCOME, TRAIN_METRICS, WEIGHT_KEY, Outcome
+
+
+@dataclass
+class SortedReplies:
+    """One round's replies by kind; `updates` are trimmed for a Flower strategy."""
+
+    updates: list[Message] = field(default_factory=list)
+    evaluation: dict[str, dict[str, float]] = field(default_factory=dict)
+    training: dict[str, dict[str, float]] = field(default_factory=dict)
+    refused: dict[str, Outcome] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+
+
+def update_problem(update: ArrayRecord, reference: ArrayRecord) -> str | None:
+    """Why an update cannot be aggregated (keys, shapes, non-finite values), or None."""
+    if set(update.keys()) != set(reference.keys()):
+        return "its parameter names differ from the global model's"
+    for key, array in update.items():
+        values = array.numpy()
+        if values.shape != reference[key].numpy().shape:
+            return f"parameter '{key}' has shape {values.shape}, expected {reference[key].numpy().shape}"
+        if not np.isfinite(values).all():
+            return f"parameter '{key}' holds NaN or Inf"
+    return None
+
+
+def sort_replies(replies: list[Message], reference: ArrayRecord) -> SortedReplies:
+    """Classify replies; malformed ones are recorded as failures, never raised."""
+    result = SortedReplies()
+    for reply in replies:
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            result.failed[f"node {node}"] = f"no reply: {reply.error.reason}"
+            continue
+        content = reply.content
+        if OUTCOME not in content.config_records:
+            result.failed[f"node {node}"] = "reply without an outcome record"
+            continue
+        outcome = Outcome.from_record(content.config_records[OUTCOME])
+        result.names[node] = outcome.hospital
+        if outcome.status == "refused":
+            result.refused[outcome.hospital] = outcome
+            continue
+        if outcome.status != "ok":
+            result.failed[outcome.hospital] = f"{outcome.code}: {outcome.message}"
+            continue
+        if EVALUATION in content.metric_records:
+            result.evaluation[outcome.hospital] = dict(content.metric_records[EVALUATION])
+        if ARRAYS not in content.array_records:
+            continue  # evaluate-only reply
+        training = dict(content.metric_records.get(TRAIN_METRICS, MetricRecord()))
+        problem = update_problem(content.array_records[ARRAYS], reference)
+        if problem is None and training.get(WEIGHT_KEY, 0) <= 0:
+            problem = f"its '{WEIGHT_KEY}' is not positive"
+        if problem is not None:
+            result.failed[outcome.hospital] = f"update rejected: {problem}"
+            continue
+        result.training[outcome.hospital] = training
+        trimmed = RecordDict(
+            {ARRAYS: content.array_records[ARRAYS], "metrics": MetricRecord({WEIGHT_KEY: training[WEIGHT_KEY]})}
+        )
+        result.updates.append(Message(content=trimmed, dst_node_id=node, message_type=MessageType.TRAIN))
+    return result

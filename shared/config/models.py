@@ -1,0 +1,102 @@
+"""Pydantic models of a medfed run. Key names are the TOML and `--set` names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class DataConfig(StrictModel):
+    dataset: Literal["heart_disease", "imaging", "sequences"] = "heart_disease"
+    path: Path | None = Field(
+        default=None,
+        description="CSV (heart_disease, sequences) or MedMNIST .npz (imaging); "
+        "empty = the packaged UCI data or a synthetic generator",
+    )
+    partition: Literal["natural", "iid", "dirichlet"] = "natural"
+    hospital_column: str = "dataset"
+    num_hospitals: int | None = Field(default=None, ge=1)
+    dirichlet_alpha: float = Field(default=0.5, gt=0)
+    test_fraction: float = Field(default=0.34, gt=0, lt=1)
+    samples: int = Field(default=1200, ge=10, description="synthetic generators only")
+    image_size: int = Field(default=28, ge=8)
+    image_channels: Literal[1, 3] = 1
+    sequence_length: int = Field(default=48, ge=4)
+    sequence_features: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _partition_needs_count(self) -> DataConfig:
+        if self.partition != "natural" and self.num_hospitals is None:
+            raise ValueError(
+                f"partition = '{self.partition}' needs data.num_hospitals (e.g. num_hospitals = 4)"
+            )
+        return self
+
+
+class ModelConfig(StrictModel):
+    name: str = "logistic"
+    hidden_size: int = Field(default=32, ge=1)
+    num_layers: int = Field(default=1, ge=1)
+
+
+class TrainingConfig(StrictModel):
+    local_epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=32, ge=1, description="expected (Poisson) batch size")
+    learning_rate: float = Field(default=0.1, gt=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    class_weighted: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    grad_sample_mode: Literal["auto", "hooks", "functorch", "ew", "ghost"] = "auto"
+
+
+class PrivacyConfig(StrictModel):
+    enabled: bool = True
+    target_epsilon: float = Field(default=1.0, gt=0, description="what this run may spend")
+    max_epsilon: float | None = Field(
+        default=None, gt=0, description="lifetime budget per dataset; default target_epsilon"
+    )
+    delta: float = Field(default=1e-5, gt=0, lt=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    accountant: Literal["rdp", "prv"] = "rdp"
+
+    @property
+    def budget_epsilon(self) -> float:
+        return self.max_epsilon if self.max_epsilon is not None else self.target_epsilon
+
+
+class StrategyConfig(StrictModel):
+    name: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"
+    fraction_train: float = Field(default=1.0, gt=0, le=1)
+    min_hospitals: int = Field(default=2, ge=1)
+    proximal_mu: float = Field(default=0.01, ge=0)
+    server_learning_rate: float = Field(default=0.1, gt=0)
+    beta_1: float = Field(default=0.9, ge=0, lt=1)
+    beta_2: float = Field(default=0.99, ge=0, lt=1)
+    tau: float = Field(default=1e-3, gt=0)
+    timeout_s: float = Field(default=3600, gt=0)
+
+
+class SimulationConfig(StrictModel):
+    cpus_per_hospital: float = Field(default=1.0, gt=0)
+    gpus_per_hospital: float = Field(default=0.0, ge=0)
+
+
+class RunConfig(StrictModel):
+    name: str = "medfed"
+    seed: int = 0
+    rounds: int = Field(default=5, ge=1)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    simulation: SimulationConfig = SimulationConfig()

@@ -1,0 +1,73 @@
+"""The one data contract every dataset meets: a hospital's train and test arrays."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from medfed.shared.errors import DataError
+
+
+@dataclass(frozen=True)
+class HospitalData:
+    """One hospital's data: features as float32, labels as int64 class indices."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    fingerprint: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
+            raise DataError(f"hospital '{self.name}': features and labels differ in length")
+        if len(self.y_train) == 0:
+            raise DataError(
+                f"hospital '{self.name}': the training partition is empty "
+                "(fewer hospitals, a larger dirichlet_alpha or more data fixes it)"
+            )
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", dataset_fingerprint(self.x_train, self.y_train))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_train(self) -> int:
+        return len(self.y_train)
+
+
+def dataset_fingerprint(features: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 over the exact arrays a hospital trains on (shape, dtype and bytes)."""
+    digest = hashlib.sha256()
+    for array in (features, labels):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
+        digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
+def split_train_test(
+    name: str,
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    test_fraction: float,
+    seed: int,
+) -> HospitalData:
+    """Stratified (when every class has ≥ 2 members) train/test split of one hospital."""
+    counts = np.bincount(labels, minlength=num_classes)
+    present = counts[counts > 0]
+    stratify = labels if len(present) > 1 and present.min() >= 2 else None
+    if len(labels) < 2:
+        raise DataError(f"hospital '{name}': {len(labels)} sample(s) cannot be split into train/test")
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        features, labels, test_size=test_fraction, random_state=seed, stratify=stratify
+    )
+    return HospitalData(name, x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), num_classes)

@@ -1,0 +1,64 @@
+"""Build the hospitals of a federation from a `DataConfig`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medfed.shared.config.models import DataConfig
+from medfed.shared.data.base import HospitalData, split_train_test
+from medfed.shared.data.heart_disease import load_heart_disease
+from medfed.shared.data.imaging import read_medmnist, synthetic_lesions
+from medfed.shared.data.partition import natural_partition, partition_indices
+from medfed.shared.data.sequences import read_vitals_csv, synthetic_vitals
+from medfed.shared.errors import DataError
+
+
+def load_federation(data: DataConfig, seed: int) -> list[HospitalData]:
+    """All hospitals of the federation, in a stable order (their partition ids).
+
+    Raises:
+        DataError: unreadable data or a partition that leaves a hospital empty.
+    """
+    if data.dataset == "heart_disease":
+        hospitals = load_heart_disease(data.path, data.hospital_column)
+        if data.partition == "natural":
+            return hospitals
+        features = np.concatenate([h.x_train for h in hospitals] + [h.x_test for h in hospitals])
+        labels = np.concatenate([h.y_train for h in hospitals] + [h.y_test for h in hospitals])
+        return _split(features, labels, 2, data, seed, None)
+    if data.dataset == "imaging":
+        if data.path is not None:
+            features, labels = read_medmnist(data.path)
+        else:
+            features, labels = synthetic_lesions(data.samples, data.image_size, data.image_channels, seed)
+        return _split(features, labels, int(labels.max()) + 1, data, seed, None)
+    if data.path is not None:
+        features, labels, sites = read_vitals_csv(data.path, data.sequence_length, data.hospital_column)
+    else:
+        features, labels = synthetic_vitals(data.samples, data.sequence_length, data.sequence_features, seed)
+        sites = None
+    return _split(features, labels, int(labels.max()) + 1, data, seed, sites)
+
+
+def _split(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    data: DataConfig,
+    seed: int,
+    sites: np.ndarray | None,
+) -> list[HospitalData]:
+    if data.partition == "natural":
+        if sites is None:
+            raise DataError(
+                f"data.partition = 'natural' needs a '{data.hospital_column}' column naming each "
+                "sample's hospital; this data has none (use partition = 'iid' or 'dirichlet')"
+            )
+        groups = natural_partition(sites)
+    else:
+        parts = partition_indices(labels, data.partition, data.num_hospitals or 1, data.dirichlet_alpha, seed)
+        groups = {f"hospital_{i:0{len(str(len(parts)))}d}": part for i, part in enumerate(parts)}
+    return [
+        split_train_test(name, features[idx], labels[idx], num_classes, data.test_fraction, seed)
+        for name, idx in groups.items()
+    ]

@@ -1,0 +1,76 @@
+"""The one error hierarchy of medfed.
+
+Every error a user can cause is a `MedfedError` whose message names the file, the key or
+column, and the fix. `code` is what crosses the network: a stable identifier plus the
+message, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MedfedError(Exception):
+    """Base class: a problem medfed can explain in one line."""
+
+    code = "medfed_error"
+
+
+class ConfigError(MedfedError):
+    """A configuration file, key or value is wrong."""
+
+    code = "config_error"
+
+
+class DataError(MedfedError):
+    """A data file is missing, malformed or yields an unusable partition."""
+
+    code = "data_error"
+
+
+class PrivacyBudgetExceeded(MedfedError):
+    """Training would push a hospital's epsilon past its budget."""
+
+    code = "privacy_budget_exceeded"
+
+    def __init__(self, message: str, *, spent_epsilon: float, max_epsilon: float) -> None:
+        super().__init__(message)
+        self.spent_epsilon = spent_epsilon
+        self.max_epsilon = max_epsilon
+
+
+class PolicyViolation(MedfedError):
+    """A coordinator instruction breaks the hospital's policy."""
+
+    code = "policy_violation"
+
+
+class SecureAggregationError(MedfedError):
+    """A secure-aggregation step cannot complete safely."""
+
+    code = "secure_aggregation_error"
+
+
+class LedgerError(MedfedError):
+    """A privacy ledger is unreadable, broken or does not verify."""
+
+    code = "ledger_error"
+
+
+class ProtocolError(MedfedError):
+    """A message from the other side does not follow medfed's protocol."""
+
+    code = "protocol_error"
+
+
+ERRORS_BY_CODE: dict[str, type[MedfedError]] = {
+    cls.code: cls
+    for cls in (
+        MedfedError,
+        ConfigError,
+        DataError,
+        PrivacyBudgetExceeded,
+        PolicyViolation,
+        SecureAggregationError,
+        LedgerError,
+        ProtocolError,
+    )
+}

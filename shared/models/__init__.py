@@ -1,0 +1,5 @@
+"""Model registry: CNN (images), GRU/LSTM (sequences), logistic/MLP (tabular)."""
+
+from medfed.shared.models.registry import MODELS, build_model, model_spec
+
+__all__ = ["MODELS", "build_model", "model_spec"]

@@ -1,0 +1,81 @@
+"""Privacy accounting on Opacus accountants: ε of a step history and noise for a budget.
+
+A history is Opacus's own format: a list of (noise_multiplier, sample_rate, steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opacus.accountants import IAccountant, PRVAccountant, RDPAccountant
+
+from medfed.shared.errors import ConfigError
+
+History = list[tuple[float, float, int]]
+ACCOUNTANTS: dict[str, type[IAccountant]] = {"rdp": RDPAccountant, "prv": PRVAccountant}
+# Opacus's orders stop at 63; heavy noise over few steps wants higher ones for a tight bound.
+RDP_ORDERS = [*RDPAccountant.DEFAULT_ALPHAS, 80.0, 96.0, 128.0, 192.0, 256.0, 384.0, 512.0, 1024.0]
+
+
+def make_accountant(name: str, history: Sequence[tuple[float, float, int]] = ()) -> IAccountant:
+    """An Opacus accountant of kind `name` ("rdp" or "prv") holding `history`.
+
+    Raises:
+        ConfigError: unknown accountant (GDP is not offered: it is not a valid bound).
+    """
+    if name not in ACCOUNTANTS:
+        raise ConfigError(f"privacy.accountant: unknown accountant '{name}' (use rdp or prv)")
+    accountant = ACCOUNTANTS[name]()
+    accountant.history = [(float(s), float(q), int(n)) for s, q, n in history if n > 0]
+    return accountant
+
+
+def epsilon_of(history: Sequence[tuple[float, float, int]], delta: float, accountant: str) -> float:
+    """ε at `delta` of every step in `history`, composed by the named Opacus accountant."""
+    steps = [entry for entry in history if entry[2] > 0]
+    if not steps:
+        return 0.0
+    composed = make_accountant(accountant, steps)
+    if isinstance(composed, RDPAccountant):
+        return float(composed.get_epsilon(delta=delta, alphas=RDP_ORDERS))
+    return float(composed.get_epsilon(delta=delta))
+
+
+def calibrate_noise(
+    history: Sequence[tuple[float, float, int]],
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str,
+    max_noise_multiplier: float,
+    tolerance: float = 0.005,
+) -> float | None:
+    """Smallest noise multiplier (to `tolerance` in ε) such that `history` plus `steps` more
+    steps at `sample_rate` stays at or under `target_epsilon`; None if even
+    `max_noise_multiplier` overshoots. The returned σ always satisfies the bound (the search
+    keeps its upper end feasible), so rounding never under-counts.
+    """
+
+    def total(sigma: float) -> float:
+        return epsilon_of([*history, (sigma, sample_rate, steps)], delta, accountant)
+
+    if total(max_noise_multiplier) > target_epsilon:
+        return None
+    low, high = 0.0, max_noise_multiplier
+    probe = 1.0
+    while probe < high and total(probe) <= target_epsilon:  # shrink the bracket quickly
+        high, probe = probe, probe / 2
+        if probe < 0.05:
+            break
+    low = probe if probe < high else low
+    for _ in range(60):
+        mid = (low + high) / 2
+        eps_mid = total(mid)
+        if eps_mid <= target_epsilon:
+            high = mid
+            if target_epsilon - eps_mid <= tolerance:
+                break
+        else:
+            low = mid
+    return high

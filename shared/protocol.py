@@ -1,0 +1,74 @@
+"""What travels in a medfed message: record keys, model weights, typed outcomes.
+
+One training message per hospital per round carries the global model and the round's
+instruction; the reply carries the update, training metrics, the evaluation of the received
+model, and an outcome (ok / refused / error) with a code and a safe message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
+from medfed.shared.errors import MedfedError, PolicyViolation, PrivacyBudgetExceeded
+
+ARRAYS = "arrays"
+CONFIG = "config"
+TRAIN_METRICS = "train_metrics"
+EVALUATION = "evaluation"
+OUTCOME = "outcome"
+WEIGHT_KEY = "num-examples"  # Flower strategies weight replies by this metric
+
+REFUSALS = (PrivacyBudgetExceeded, PolicyViolation)
+
+
+def state_to_arrays(state: dict[str, torch.Tensor]) -> ArrayRecord:
+    """A torch state_dict as an ArrayRecord (keys kept, float tensors as numpy)."""
+    return ArrayRecord({key: Array(np.ascontiguousarray(t.detach().cpu().numpy())) for key, t in state.items()})
+
+
+def arrays_to_state(record: ArrayRecord) -> dict[str, torch.Tensor]:
+    """An ArrayRecord back into a torch state_dict."""
+    return {key: torch.from_numpy(array.numpy().copy()) for key, array in record.items()}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a hospital answered: `status` is ok, refused (budget/policy) or error."""
+
+    hospital: str
+    status: str
+    code: str = ""
+    message: str = ""
+
+    def to_record(self) -> ConfigRecord:
+        return ConfigRecord({"hospital": self.hospital, "status": self.status, "code": self.code, "message": self.message})
+
+    @classmethod
+    def from_record(cls, record: ConfigRecord) -> Outcome:
+        return cls(str(record["hospital"]), str(record["status"]), str(record["code"]), str(record["message"]))
+
+    @classmethod
+    def from_error(cls, hospital: str, error: MedfedError) -> Outcome:
+        status = "refused" if isinstance(error, REFUSALS) else "error"
+        return cls(hospital, status, error.code, str(error))
+
+
+def reply_content(
+    outcome: Outcome,
+    state: dict[str, torch.Tensor] | None = None,
+    train_metrics: dict[str, float] | None = None,
+    evaluation: dict[str, float] | None = None,
+) -> RecordDict:
+    """Assemble a hospital's reply; absent parts are left out."""
+    content = RecordDict({OUTCOME: outcome.to_record()})
+    if state is not None:
+        content[ARRAYS] = state_to_arrays(state)
+    if train_metrics is not None:
+        content[TRAIN_METRICS] = MetricRecord(dict(train_metrics))
+    if evaluation is not None:
+        content[EVALUATION] = MetricRecord(dict(evaluation))
+    return content

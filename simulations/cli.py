@@ -1,0 +1,83 @@
+"""`medfed`: simulate a federation (and, as they land, report / audit / certs)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from medfed.shared.config import load_config
+from medfed.shared.errors import MedfedError
+from medfed.simulations.summary import summary_table
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="medfed: federated, private learning for hospitals")
+console = Console()
+
+
+@app.callback()
+def _group() -> None:
+    """medfed: federated, private learning for hospitals."""
+
+
+def _log_to_file(run_dir: Path) -> None:
+    """Flower's and medfed's logs go to RUN_DIR/run.log; the console shows progress only."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("flwr", "medfed"):
+        logger = logging.getLogger(name)
+        for existing in list(logger.handlers):
+            logger.removeHandler(existing)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+@app.command()
+def simulate(
+    config: Annotated[Path, typer.Argument(help="run configuration (TOML)")],
+    out: Annotated[Path, typer.Option("--out", help="run directory to write")] = Path("runs/latest"),
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a key: --set rounds=3")] = None,
+) -> None:
+    """Run a whole federation on this machine and write its run directory."""
+    from medfed.simulations.runner import simulate as run_simulation
+
+    run = load_config(config, overrides or [])
+    _log_to_file(out)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(f"{run.name}: starting", total=run.rounds, status="")
+
+        def on_round(line: dict) -> None:
+            accuracy = line["global"].get("accuracy")
+            status = f"acc {accuracy:.3f}" if accuracy is not None else ""
+            if line["phase"] == "train":
+                progress.update(task, completed=line["round"], description=f"{run.name}: round {line['round']}", status=status)
+            else:
+                progress.update(task, description=f"{run.name}: final", status=status)
+
+        run_dir = run_simulation(run, out, on_round)
+    console.print(summary_table(run_dir, run))
+    console.print(f"run directory: {out}")
+
+
+def main() -> None:
+    """Console entry point: user errors exit 2 with one line, anything else exits 1."""
+    try:
+        app(standalone_mode=False)
+    except MedfedError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+    except (typer.Exit, SystemExit) as done:
+        raise SystemExit(getattr(done, "exit_code", getattr(done, "code", 0))) from None
+    except Exception as error:  # click's usage errors carry their own exit code
+        exit_code = getattr(error, "exit_code", None)
+        if exit_code is not None:
+            if hasattr(error, "show"):
+                error.show()
+            raise SystemExit(exit_code) from None
+        console.print(f"[red]internal error:[/red] {type(error).__name__}: {error}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None

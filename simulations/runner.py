@@ -1,0 +1,45 @@
+"""Run a whole federation on one machine with Flower's simulation engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medfed.client.client_app import build_client_app
+from medfed.server.federation import RoundListener
+from medfed.server.run_dir import RunDirectory
+from medfed.server.server_app import build_server_app
+from medfed.shared.config.models import RunConfig
+from medfed.shared.data import load_federation
+from medfed.shared.errors import ConfigError
+from medfed.shared.models import build_model
+from medfed.simulations.hospitals import SimulatedHospitals
+
+
+def simulate(run: RunConfig, out: Path, on_round: RoundListener | None = None) -> RunDirectory:
+    """Validate data and model up front, then run every round; returns the run directory.
+
+    Raises:
+        ConfigError, DataError: bad configuration or data, before any process starts.
+    """
+    hospitals = load_federation(run.data, run.seed)
+    if len(hospitals) < run.strategy.min_hospitals:
+        raise ConfigError(
+            f"strategy.min_hospitals = {run.strategy.min_hospitals} but the data gives "
+            f"{len(hospitals)} hospital(s) (lower min_hospitals or add hospitals)"
+        )
+    input_shape, num_classes = hospitals[0].input_shape, hospitals[0].num_classes
+    build_model(run.model, input_shape, num_classes)
+    run_dir = RunDirectory.create(out, run)
+    server_app = build_server_app(run, run_dir, input_shape, num_classes, len(hospitals), on_round)
+    client_app = build_client_app(SimulatedHospitals(run))
+    backend_config = {
+        "client_resources": {
+            "num_cpus": run.simulation.cpus_per_hospital,
+            "num_gpus": run.simulation.gpus_per_hospital,
+        },
+        "init_args": {"log_to_driver": False, "configure_logging": False},
+    }
+    from flwr.simulation import run_simulation  # heavy (Ray): only when a simulation runs
+
+    run_simulation(server_app, client_app, num_supernodes=len(hospitals), backend_config=backend_config)
+    return run_dir
