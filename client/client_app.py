@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
-
 from medfed.client.hospital import HospitalSettings, PrivacyState, evaluate, model_for, train_round
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import MedfedError, ProtocolError
@@ -27,7 +26,9 @@ HospitalLoader = Callable[[Context], tuple[HospitalData, HospitalSettings]]
 def _instruction_and_weights(msg: Message) -> tuple[RoundInstruction, dict]:
     if CONFIG not in msg.content.config_records or ARRAYS not in msg.content.array_records:
         raise ProtocolError("coordinator message lacks its 'config' or 'arrays' record")
-    return RoundInstruction.from_record(msg.content.config_records[CONFIG]), arrays_to_state(msg.content.array_records[ARRAYS])
+    return RoundInstruction.from_record(msg.content.config_records[CONFIG]), arrays_to_state(
+        msg.content.array_records[ARRAYS]
+    )
 
 
 def _privacy_state(context: Context) -> PrivacyState:
@@ -43,7 +44,9 @@ def _answer(msg: Message, name: str, work: Callable[[], Message]) -> Message:
         return Message(reply_content(Outcome.from_error(name, error)), reply_to=msg)
     except Exception:  # noqa: BLE001 - a hospital never crashes on a coordinator message
         log.exception("hospital %s: unexpected failure", name)
-        outcome = Outcome(name, "error", "internal_error", "the hospital failed to process the round; see its log")
+        outcome = Outcome(
+            name, "error", "internal_error", "the hospital failed to process the round; see its log"
+        )
         return Message(reply_content(outcome), reply_to=msg)
 
 
@@ -63,7 +66,10 @@ def build_client_app(load_hospital: HospitalLoader) -> ClientApp:
             finally:  # whatever was spent stays counted, even if the round fails later
                 context.state[PRIVACY_STATE] = ConfigRecord(privacy.state_dict())
             outcome = Outcome(settings.name, "ok")
-            return Message(reply_content(outcome, result.state_dict, result.train_metrics, result.evaluation), reply_to=msg)
+            return Message(
+                reply_content(outcome, result.state_dict, result.train_metrics, result.evaluation),
+                reply_to=msg,
+            )
 
         return _answer(msg, settings.name, work)
 
@@ -75,7 +81,9 @@ def build_client_app(load_hospital: HospitalLoader) -> ClientApp:
             instruction, weights = _instruction_and_weights(msg)
             model = model_for(instruction, data, weights)
             metrics = evaluate(model, data, settings.torch_device())
-            return Message(reply_content(Outcome(settings.name, "ok"), evaluation=metrics), reply_to=msg)
+            return Message(
+                reply_content(Outcome(settings.name, "ok"), evaluation=metrics), reply_to=msg
+            )
 
         return _answer(msg, settings.name, work)
 

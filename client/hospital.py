@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
 from medfed.client.trainer import LocalTraining, NoiseSettings, poisson_plan, predict, train_locally
+from medfed.shared.config.models import ModelConfig
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import PrivacyBudgetExceeded
 from medfed.shared.instruction import RoundInstruction
 from medfed.shared.metrics import classification_metrics
 from medfed.shared.models import build_model, model_spec
-from medfed.shared.config.models import ModelConfig
 from medfed.shared.privacy.accounting import History, calibrate_noise, epsilon_of
 
 
@@ -59,7 +58,12 @@ class PrivacyState:
     @classmethod
     def from_state_dict(cls, state: dict) -> PrivacyState:
         history = list(zip(state["sigma"], state["sample_rate"], state["steps"], strict=True))
-        return cls(history, int(state["run_id"]), float(state["run_start_epsilon"]), float(state["noise_multiplier"]))
+        return cls(
+            history,
+            int(state["run_id"]),
+            float(state["run_start_epsilon"]),
+            float(state["noise_multiplier"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -77,16 +81,26 @@ def evaluate(model: torch.nn.Module, data: HospitalData, device: torch.device) -
     return metrics
 
 
-def model_for(instruction: RoundInstruction, data: HospitalData, global_state: dict[str, torch.Tensor]) -> torch.nn.Module:
+def model_for(
+    instruction: RoundInstruction, data: HospitalData, global_state: dict[str, torch.Tensor]
+) -> torch.nn.Module:
     """The instructed architecture loaded with the coordinator's weights."""
-    config = ModelConfig(name=instruction.model_name, hidden_size=instruction.hidden_size, num_layers=instruction.num_layers)
+    config = ModelConfig(
+        name=instruction.model_name,
+        hidden_size=instruction.hidden_size,
+        num_layers=instruction.num_layers,
+    )
     model = build_model(config, data.input_shape, data.num_classes)
     model.load_state_dict(global_state)
     return model
 
 
 def plan_noise(
-    settings: HospitalSettings, privacy: PrivacyState, instruction: RoundInstruction, run_id: int, num_train: int
+    settings: HospitalSettings,
+    privacy: PrivacyState,
+    instruction: RoundInstruction,
+    run_id: int,
+    num_train: int,
 ) -> NoiseSettings:
     """Noise for this round so that every planned remaining step of the run fits the budget.
 
@@ -106,19 +120,28 @@ def plan_noise(
     target = min(privacy.run_start_epsilon + instruction.target_epsilon, settings.max_epsilon)
 
     def projected(sigma: float) -> float:
-        return epsilon_of([*privacy.history, (sigma, sample_rate, remaining_steps)], settings.delta, settings.accountant)
+        return epsilon_of(
+            [*privacy.history, (sigma, sample_rate, remaining_steps)],
+            settings.delta,
+            settings.accountant,
+        )
 
     sigma = privacy.noise_multiplier
     if sigma <= 0 or projected(sigma) > target:
         found = calibrate_noise(
-            privacy.history, target, settings.delta, sample_rate, remaining_steps,
-            settings.accountant, settings.max_noise_multiplier,
+            privacy.history,
+            target,
+            settings.delta,
+            sample_rate,
+            remaining_steps,
+            settings.accountant,
+            settings.max_noise_multiplier,
         )
         if found is None:
             raise PrivacyBudgetExceeded(
-                f"hospital '{settings.name}': {remaining_steps} more steps would exceed the privacy "
-                f"budget (spent ε={spent:.4f}, max_epsilon={settings.max_epsilon}, δ={settings.delta}) "
-                "even at the largest allowed noise",
+                f"hospital '{settings.name}': {remaining_steps} more steps would exceed the "
+                f"privacy budget (spent ε={spent:.4f}, max_epsilon={settings.max_epsilon}, "
+                f"δ={settings.delta}) even at the largest allowed noise",
                 spent_epsilon=spent,
                 max_epsilon=settings.max_epsilon,
             )
@@ -143,7 +166,11 @@ def train_round(
     device = settings.torch_device()
     model = model_for(instruction, data, global_state)
     evaluation = evaluate(model, data, device)
-    noise = plan_noise(settings, privacy, instruction, run_id, data.num_train) if settings.privacy_enabled else None
+    noise = (
+        plan_noise(settings, privacy, instruction, run_id, data.num_train)
+        if settings.privacy_enabled
+        else None
+    )
     mode = instruction.grad_sample_mode
     training = LocalTraining(
         local_epochs=instruction.local_epochs,
@@ -153,12 +180,32 @@ def train_round(
         momentum=instruction.momentum,
         class_weighted=instruction.class_weighted,
         proximal_mu=instruction.proximal_mu,
-        grad_sample_mode=model_spec(instruction.model_name).grad_sample_mode if mode == "auto" else mode,
+        grad_sample_mode=model_spec(instruction.model_name).grad_sample_mode
+        if mode == "auto"
+        else mode,
     )
-    seed = int(np.random.SeedSequence([instruction.seed, instruction.server_round, int(data.fingerprint[:8], 16)]).generate_state(1)[0])
-    outcome = train_locally(model, data.x_train, data.y_train, data.num_classes, training, noise, privacy.history, device, seed)
+    seed = int(
+        np.random.SeedSequence(
+            [instruction.seed, instruction.server_round, int(data.fingerprint[:8], 16)]
+        ).generate_state(1)[0]
+    )
+    outcome = train_locally(
+        model,
+        data.x_train,
+        data.y_train,
+        data.num_classes,
+        training,
+        noise,
+        privacy.history,
+        device,
+        seed,
+    )
     privacy.history = outcome.history
-    train_metrics = {"num-examples": float(data.num_train), "train_loss": outcome.mean_loss, "steps": float(outcome.steps)}
+    train_metrics = {
+        "num-examples": float(data.num_train),
+        "train_loss": outcome.mean_loss,
+        "steps": float(outcome.steps),
+    }
     if noise is not None:
         train_metrics |= {
             "epsilon": epsilon_of(privacy.history, settings.delta, settings.accountant),

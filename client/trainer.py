@@ -11,11 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from medfed.shared.privacy.accounting import History, make_accountant
 from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-
-from medfed.shared.privacy.accounting import History, make_accountant
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,9 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor
 def _optimizer(model: nn.Module, training: LocalTraining) -> torch.optim.Optimizer:
     if training.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=training.learning_rate)
-    return torch.optim.SGD(model.parameters(), lr=training.learning_rate, momentum=training.momentum)
+    return torch.optim.SGD(
+        model.parameters(), lr=training.learning_rate, momentum=training.momentum
+    )
 
 
 def _add_proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) -> None:
@@ -115,11 +116,18 @@ def train_locally(
     generator = torch.Generator().manual_seed(seed)
     model.to(device).train()
     dataset = TensorDataset(torch.from_numpy(features), torch.from_numpy(labels))
-    weights = balanced_class_weights(labels, num_classes).to(device) if training.class_weighted else None
+    weights = (
+        balanced_class_weights(labels, num_classes).to(device) if training.class_weighted else None
+    )
     criterion = WeightedCrossEntropy(weights)
     optimizer = _optimizer(model, training)
     anchor = [p.detach().clone() for p in model.parameters()]
-    loader = DataLoader(dataset, batch_size=min(training.batch_size, len(dataset)), shuffle=True, generator=generator)
+    loader = DataLoader(
+        dataset,
+        batch_size=min(training.batch_size, len(dataset)),
+        shuffle=True,
+        generator=generator,
+    )
     engine = None
     if noise is not None:
         engine = PrivacyEngine(accountant=noise.accountant)
@@ -140,7 +148,9 @@ def train_locally(
         else:
             private_model, optimizer, loader = wrapped
         if abs(loader.sample_rate - noise.sample_rate) > 1e-12:
-            raise RuntimeError(f"Opacus sample rate {loader.sample_rate} != planned {noise.sample_rate}")
+            raise RuntimeError(
+                f"Opacus sample rate {loader.sample_rate} != planned {noise.sample_rate}"
+            )
     else:
         private_model = model
     losses: list[float] = []
@@ -168,15 +178,21 @@ def train_locally(
     if engine is not None:
         private_model._close()  # remove Opacus hooks from the hospital's model
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return TrainOutcome(state, float(np.mean(losses)) if losses else float("nan"), steps, new_history)
+    return TrainOutcome(
+        state, float(np.mean(losses)) if losses else float("nan"), steps, new_history
+    )
 
 
 @torch.no_grad()
-def predict(model: nn.Module, features: np.ndarray, labels: np.ndarray, device: torch.device) -> tuple[np.ndarray, float]:
+def predict(
+    model: nn.Module, features: np.ndarray, labels: np.ndarray, device: torch.device
+) -> tuple[np.ndarray, float]:
     """Class probabilities N×K and the mean cross-entropy of `model` on the given data."""
     model.to(device).eval()
     x = torch.from_numpy(features).to(device)
     y = torch.from_numpy(labels).to(device)
-    logits = torch.cat([model(chunk) for chunk in torch.split(x, 1024)]) if len(x) else torch.empty(0)
+    logits = (
+        torch.cat([model(chunk) for chunk in torch.split(x, 1024)]) if len(x) else torch.empty(0)
+    )
     loss = float(F.cross_entropy(logits, y)) if len(y) else float("nan")
     return torch.softmax(logits, dim=1).cpu().numpy(), loss

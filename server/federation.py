@@ -14,7 +14,6 @@ from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
-
 from medfed.server.replies import SortedReplies, sort_replies
 from medfed.server.run_dir import RunDirectory
 from medfed.server.strategies import build_strategy
@@ -52,7 +51,14 @@ def wait_for_hospitals(grid: Grid, expected: int, minimum: int, timeout_s: float
 class Federation:
     """Runs `run.rounds` rounds on `grid` and writes the run directory."""
 
-    def __init__(self, grid: Grid, run: RunConfig, initial: ArrayRecord, run_dir: RunDirectory, on_round: RoundListener | None = None):
+    def __init__(
+        self,
+        grid: Grid,
+        run: RunConfig,
+        initial: ArrayRecord,
+        run_dir: RunDirectory,
+        on_round: RoundListener | None = None,
+    ):
         self.grid, self.run, self.arrays, self.run_dir = grid, run, initial, run_dir
         self.on_round = on_round or (lambda line: None)
         self.strategy = build_strategy(run.strategy)
@@ -82,11 +88,19 @@ class Federation:
     def _train_round(self, server_round: int) -> bool:
         started = time.perf_counter()
         messages = [
-            m for m in self.strategy.configure_train(server_round, self.arrays, instruction_record(self.run), self.grid)
+            m
+            for m in self.strategy.configure_train(
+                server_round, self.arrays, instruction_record(self.run), self.grid
+            )
             if m.metadata.dst_node_id not in self.state.dropped_nodes
         ]
-        replies = sort_replies(list(self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)), self.arrays)
-        self.state.dropped_nodes |= {node for node, name in replies.names.items() if name in replies.refused}
+        replies = sort_replies(
+            list(self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)),
+            self.arrays,
+        )
+        self.state.dropped_nodes |= {
+            node for node, name in replies.names.items() if name in replies.refused
+        }
         self._record_privacy(replies)
         minimum = self.run.strategy.min_hospitals
         if len(replies.updates) >= minimum:
@@ -102,14 +116,28 @@ class Federation:
         self._write_line(server_round, "train", time.perf_counter() - started, replies)
         return not self.state.stop_reason
 
-    def _write_line(self, server_round: int, phase: str, seconds: float, replies: SortedReplies) -> None:
+    def _write_line(
+        self, server_round: int, phase: str, seconds: float, replies: SortedReplies
+    ) -> None:
         hospitals = {name: dict(metrics) for name, metrics in replies.evaluation.items()}
         for name, training in replies.training.items():
             hospitals.setdefault(name, {})["epsilon"] = training.get("epsilon")
             hospitals[name]["train_loss"] = training.get("train_loss")
-        line: dict[str, Any] = {"round": server_round, "phase": phase, "seconds": round(seconds, 4), "hospitals": hospitals}
-        line["global"] = weighted_means({n: {k: v for k, v in m.items() if k not in {"epsilon", "train_loss"}} for n, m in replies.evaluation.items()})
-        skipped = {name: f"{o.code}: {o.message}" for name, o in replies.refused.items()} | replies.failed
+        line: dict[str, Any] = {
+            "round": server_round,
+            "phase": phase,
+            "seconds": round(seconds, 4),
+            "hospitals": hospitals,
+        }
+        line["global"] = weighted_means(
+            {
+                n: {k: v for k, v in m.items() if k not in {"epsilon", "train_loss"}}
+                for n, m in replies.evaluation.items()
+            }
+        )
+        skipped = {
+            name: f"{o.code}: {o.message}" for name, o in replies.refused.items()
+        } | replies.failed
         if skipped:
             line["skipped"] = skipped
         if self.state.stop_reason:
@@ -122,13 +150,24 @@ class Federation:
         config = instruction_record(self.run)
         config["server-round"] = max(last_round, 1)
         content = RecordDict({ARRAYS: self.arrays, CONFIG: ConfigRecord(dict(config))})
-        messages = [Message(content=content, dst_node_id=node, message_type=MessageType.EVALUATE) for node in sorted(self.grid.get_node_ids())]
-        replies = sort_replies(list(self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)), self.arrays)
+        messages = [
+            Message(content=content, dst_node_id=node, message_type=MessageType.EVALUATE)
+            for node in sorted(self.grid.get_node_ids())
+        ]
+        replies = sort_replies(
+            list(self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)),
+            self.arrays,
+        )
         self._write_line(last_round, "final", time.perf_counter() - started, replies)
 
     def start(self, expected_hospitals: int) -> FederationState:
         """Run every round (or until too few hospitals remain), then score the final model."""
-        wait_for_hospitals(self.grid, expected_hospitals, self.run.strategy.min_hospitals, self.run.strategy.timeout_s)
+        wait_for_hospitals(
+            self.grid,
+            expected_hospitals,
+            self.run.strategy.min_hospitals,
+            self.run.strategy.timeout_s,
+        )
         self.run_dir.save_checkpoint(0, arrays_to_state(self.arrays))
         last_round = 0
         for server_round in range(1, self.run.rounds + 1):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from flwr.app import ArrayRecord, Message, MessageType, MetricRecord, RecordDict
-
+from flwr.app import ArrayRecord, Message, MessageType, Metadata, MetricRecord, RecordDict
 from medfed.shared.protocol import ARRAYS, EVALUATION, OUTCOME, TRAIN_METRICS, WEIGHT_KEY, Outcome
 
 
@@ -22,14 +22,30 @@ class SortedReplies:
     names: dict[int, str] = field(default_factory=dict)
 
 
+def as_reply(content: RecordDict, node: int, run_id: int = 0) -> Message:
+    """A reply-shaped Message holding `content` from `node` (for strategies and tests)."""
+    metadata = Metadata(
+        run_id=run_id,
+        message_id="",
+        src_node_id=node,
+        dst_node_id=0,
+        reply_to_message_id="",
+        group_id="",
+        created_at=time.time(),
+        ttl=3600.0,
+        message_type=MessageType.TRAIN,
+    )
+    return Message(metadata=metadata, content=content)
+
+
 def update_problem(update: ArrayRecord, reference: ArrayRecord) -> str | None:
     """Why an update cannot be aggregated (keys, shapes, non-finite values), or None."""
     if set(update.keys()) != set(reference.keys()):
         return "its parameter names differ from the global model's"
     for key, array in update.items():
-        values = array.numpy()
-        if values.shape != reference[key].numpy().shape:
-            return f"parameter '{key}' has shape {values.shape}, expected {reference[key].numpy().shape}"
+        values, expected = array.numpy(), reference[key].numpy()
+        if values.shape != expected.shape:
+            return f"parameter '{key}' has shape {values.shape}, expected {expected.shape}"
         if not np.isfinite(values).all():
             return f"parameter '{key}' holds NaN or Inf"
     return None
@@ -68,7 +84,10 @@ def sort_replies(replies: list[Message], reference: ArrayRecord) -> SortedReplie
             continue
         result.training[outcome.hospital] = training
         trimmed = RecordDict(
-            {ARRAYS: content.array_records[ARRAYS], "metrics": MetricRecord({WEIGHT_KEY: training[WEIGHT_KEY]})}
+            {
+                ARRAYS: content.array_records[ARRAYS],
+                "metrics": MetricRecord({WEIGHT_KEY: training[WEIGHT_KEY]}),
+            }
         )
-        result.updates.append(Message(content=trimmed, dst_node_id=node, message_type=MessageType.TRAIN))
+        result.updates.append(as_reply(trimmed, node, reply.metadata.run_id))
     return result

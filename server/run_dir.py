@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from medfed.shared.config import RunConfig, to_toml
 
 

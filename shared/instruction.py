@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Literal
 
 from flwr.app import ConfigRecord
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from medfed.shared.config.models import RunConfig
 from medfed.shared.errors import ProtocolError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class RoundInstruction(BaseModel):
@@ -30,7 +29,9 @@ class RoundInstruction(BaseModel):
     optimizer: Literal["sgd", "adam"] = Field(alias="training.optimizer")
     momentum: float = Field(ge=0, lt=1, alias="training.momentum")
     class_weighted: bool = Field(alias="training.class_weighted")
-    grad_sample_mode: Literal["auto", "hooks", "functorch", "ew", "ghost"] = Field(alias="training.grad_sample_mode")
+    grad_sample_mode: Literal["auto", "hooks", "functorch", "ew", "ghost"] = Field(
+        alias="training.grad_sample_mode"
+    )
     target_epsilon: float = Field(gt=0, alias="privacy.target_epsilon")
     max_grad_norm: float = Field(gt=0, alias="privacy.max_grad_norm")
     proximal_mu: float = Field(default=0.0, ge=0, alias="proximal-mu")

@@ -11,7 +11,9 @@ from sklearn.metrics import roc_auc_score
 METRIC_KEYS = ("accuracy", "auroc", "sensitivity", "specificity", "loss")
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, loss: float) -> dict[str, float]:
+def classification_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, loss: float
+) -> dict[str, float]:
     """Metrics for `probabilities` (N×K) against integer `labels`.
 
     Binary: sensitivity/specificity of class 1 and AUROC of its score. K > 2: macro averages
@@ -39,7 +41,9 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, loss: 
     return metrics
 
 
-def weighted_means(per_hospital: Mapping[str, Mapping[str, float]], weight_key: str = "num_examples") -> dict[str, float]:
+def weighted_means(
+    per_hospital: Mapping[str, Mapping[str, float]], weight_key: str = "num_examples"
+) -> dict[str, float]:
     """Example-weighted mean of each metric over the hospitals that report it."""
     keys: Iterable[str] = sorted({k for m in per_hospital.values() for k in m if k != weight_key})
     result: dict[str, float] = {}

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
-
 from medfed.shared.errors import MedfedError, PolicyViolation, PrivacyBudgetExceeded
 
 ARRAYS = "arrays"
@@ -27,7 +26,9 @@ REFUSALS = (PrivacyBudgetExceeded, PolicyViolation)
 
 def state_to_arrays(state: dict[str, torch.Tensor]) -> ArrayRecord:
     """A torch state_dict as an ArrayRecord (keys kept, float tensors as numpy)."""
-    return ArrayRecord({key: Array(np.ascontiguousarray(t.detach().cpu().numpy())) for key, t in state.items()})
+    return ArrayRecord(
+        {key: Array(np.ascontiguousarray(t.detach().cpu().numpy())) for key, t in state.items()}
+    )
 
 
 def arrays_to_state(record: ArrayRecord) -> dict[str, torch.Tensor]:
@@ -45,11 +46,23 @@ class Outcome:
     message: str = ""
 
     def to_record(self) -> ConfigRecord:
-        return ConfigRecord({"hospital": self.hospital, "status": self.status, "code": self.code, "message": self.message})
+        return ConfigRecord(
+            {
+                "hospital": self.hospital,
+                "status": self.status,
+                "code": self.code,
+                "message": self.message,
+            }
+        )
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> Outcome:
-        return cls(str(record["hospital"]), str(record["status"]), str(record["code"]), str(record["message"]))
+        return cls(
+            str(record["hospital"]),
+            str(record["status"]),
+            str(record["code"]),
+            str(record["message"]),
+        )
 
     @classmethod
     def from_error(cls, hospital: str, error: MedfedError) -> Outcome:

@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from medfed.shared.config import load_config
 from medfed.shared.errors import MedfedError
 from medfed.simulations.summary import summary_table
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="medfed: federated, private learning for hospitals")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="medfed: federated, private learning for hospitals",
+)
 console = Console()
 
 
@@ -40,26 +43,44 @@ def _log_to_file(run_dir: Path) -> None:
 @app.command()
 def simulate(
     config: Annotated[Path, typer.Argument(help="run configuration (TOML)")],
-    out: Annotated[Path, typer.Option("--out", help="run directory to write")] = Path("runs/latest"),
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a key: --set rounds=3")] = None,
+    out: Annotated[Path, typer.Option("--out", help="run directory to write")] = Path(
+        "runs/latest"
+    ),
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="override a key: --set rounds=3")
+    ] = None,
 ) -> None:
     """Run a whole federation on this machine and write its run directory."""
+    from medfed.simulations.runner import check_federation
     from medfed.simulations.runner import simulate as run_simulation
 
     run = load_config(config, overrides or [])
+    hospitals = check_federation(run)
     _log_to_file(out)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task(f"{run.name}: starting", total=run.rounds, status="")
 
         def on_round(line: dict) -> None:
             accuracy = line["global"].get("accuracy")
             status = f"acc {accuracy:.3f}" if accuracy is not None else ""
             if line["phase"] == "train":
-                progress.update(task, completed=line["round"], description=f"{run.name}: round {line['round']}", status=status)
+                progress.update(
+                    task,
+                    completed=line["round"],
+                    description=f"{run.name}: round {line['round']}",
+                    status=status,
+                )
             else:
                 progress.update(task, description=f"{run.name}: final", status=status)
 
-        run_dir = run_simulation(run, out, on_round)
+        run_dir = run_simulation(run, out, on_round, hospitals)
     console.print(summary_table(run_dir, run))
     console.print(f"run directory: {out}")
 
@@ -79,5 +100,9 @@ def main() -> None:
             if hasattr(error, "show"):
                 error.show()
             raise SystemExit(exit_code) from None
-        console.print(f"[red]internal error:[/red] {type(error).__name__}: {error}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]internal error:[/red] {type(error).__name__}: {error}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise SystemExit(1) from None

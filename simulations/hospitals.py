@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flwr.app import Context
-
 from medfed.client.hospital import HospitalSettings
 from medfed.shared.config.models import RunConfig
 from medfed.shared.data import HospitalData, load_federation

@@ -9,17 +9,18 @@ from medfed.server.federation import RoundListener
 from medfed.server.run_dir import RunDirectory
 from medfed.server.server_app import build_server_app
 from medfed.shared.config.models import RunConfig
-from medfed.shared.data import load_federation
+from medfed.shared.data import HospitalData, load_federation
 from medfed.shared.errors import ConfigError
 from medfed.shared.models import build_model
 from medfed.simulations.hospitals import SimulatedHospitals
 
 
-def simulate(run: RunConfig, out: Path, on_round: RoundListener | None = None) -> RunDirectory:
-    """Validate data and model up front, then run every round; returns the run directory.
+def check_federation(run: RunConfig) -> list[HospitalData]:
+    """Load every hospital's data and build the model once, so bad input fails before any
+    process starts.
 
     Raises:
-        ConfigError, DataError: bad configuration or data, before any process starts.
+        ConfigError, DataError: bad configuration or data.
     """
     hospitals = load_federation(run.data, run.seed)
     if len(hospitals) < run.strategy.min_hospitals:
@@ -27,8 +28,19 @@ def simulate(run: RunConfig, out: Path, on_round: RoundListener | None = None) -
             f"strategy.min_hospitals = {run.strategy.min_hospitals} but the data gives "
             f"{len(hospitals)} hospital(s) (lower min_hospitals or add hospitals)"
         )
+    build_model(run.model, hospitals[0].input_shape, hospitals[0].num_classes)
+    return hospitals
+
+
+def simulate(
+    run: RunConfig,
+    out: Path,
+    on_round: RoundListener | None = None,
+    hospitals: list[HospitalData] | None = None,
+) -> RunDirectory:
+    """Run every round of `run` on Flower's simulation engine; returns the run directory."""
+    hospitals = hospitals if hospitals is not None else check_federation(run)
     input_shape, num_classes = hospitals[0].input_shape, hospitals[0].num_classes
-    build_model(run.model, input_shape, num_classes)
     run_dir = RunDirectory.create(out, run)
     server_app = build_server_app(run, run_dir, input_shape, num_classes, len(hospitals), on_round)
     client_app = build_client_app(SimulatedHospitals(run))
@@ -41,5 +53,7 @@ def simulate(run: RunConfig, out: Path, on_round: RoundListener | None = None) -
     }
     from flwr.simulation import run_simulation  # heavy (Ray): only when a simulation runs
 
-    run_simulation(server_app, client_app, num_supernodes=len(hospitals), backend_config=backend_config)
+    run_simulation(
+        server_app, client_app, num_supernodes=len(hospitals), backend_config=backend_config
+    )
     return run_dir

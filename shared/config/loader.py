@@ -8,10 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from medfed.shared.config.models import RunConfig
 from medfed.shared.errors import ConfigError
+from pydantic import ValidationError
 
 ENV_PREFIX = "MEDFED_"
 
@@ -81,7 +80,10 @@ def load_config(
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found (pass an existing .toml, e.g. configs/heart_disease.toml)")
+        raise ConfigError(
+            f"{path}: config file not found "
+            "(pass an existing .toml, e.g. configs/heart_disease.toml)"
+        )
     try:
         tree = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -6,9 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-
 from medfed.shared.errors import DataError
+from sklearn.model_selection import train_test_split
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,9 @@ def split_train_test(
     present = counts[counts > 0]
     stratify = labels if len(present) > 1 and present.min() >= 2 else None
     if len(labels) < 2:
-        raise DataError(f"hospital '{name}': {len(labels)} sample(s) cannot be split into train/test")
+        raise DataError(
+            f"hospital '{name}': {len(labels)} sample(s) cannot be split into train/test"
+        )
     x_tr, x_te, y_tr, y_te = train_test_split(
         features, labels, test_size=test_fraction, random_state=seed, stratify=stratify
     )

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
-
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import DataError
+from sklearn.model_selection import train_test_split
 
 NUMERIC_COLUMNS = ["age", "sex", "trestbps", "chol", "fbs", "thalch", "exang", "oldpeak"]
 REQUIRED_COLUMNS = [*NUMERIC_COLUMNS, "cp", "restecg", "num"]
@@ -26,15 +25,28 @@ CODES = {
     "fbs": {"true": 1, "false": 0, "1": 1, "0": 0},
     "exang": {"true": 1, "false": 0, "1": 1, "0": 0},
     "cp": {
-        "typical angina": 1, "atypical angina": 2, "non-anginal": 3, "asymptomatic": 4,
-        "1": 1, "2": 2, "3": 3, "4": 4,
+        "typical angina": 1,
+        "atypical angina": 2,
+        "non-anginal": 3,
+        "asymptomatic": 4,
+        "1": 1,
+        "2": 2,
+        "3": 3,
+        "4": 4,
     },
     "restecg": {
-        "normal": 0, "st-t abnormality": 1, "lv hypertrophy": 2, "0": 0, "1": 1, "2": 2,
+        "normal": 0,
+        "st-t abnormality": 1,
+        "lv hypertrophy": 2,
+        "0": 0,
+        "1": 1,
+        "2": 2,
     },
 }
 ONE_HOT = {"cp": [2, 3, 4], "restecg": [1, 2]}  # levels kept after drop_first
-FEATURE_NAMES = NUMERIC_COLUMNS + [f"{col}_{level}" for col, levels in ONE_HOT.items() for level in levels]
+FEATURE_NAMES = NUMERIC_COLUMNS + [
+    f"{col}_{level}" for col, levels in ONE_HOT.items() for level in levels
+]
 SPLIT_SEED = 43
 TEST_FRACTION = 0.34
 
@@ -69,7 +81,9 @@ def encode(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray, pd.
     """Rows with a missing value dropped, categoricals coded, one-hot added: (X, y, kept index)."""
     data = frame[REQUIRED_COLUMNS].copy()
     for column, codes in CODES.items():
-        text = data[column].map(lambda v: v if pd.isna(v) else str(v).strip().lower().removesuffix(".0"))
+        text = data[column].map(
+            lambda v: v if pd.isna(v) else str(v).strip().lower().removesuffix(".0")
+        )
         unknown = sorted(set(text.dropna()) - set(codes))
         if unknown:
             raise DataError(

@@ -6,7 +6,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-
 from medfed.shared.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -25,13 +24,20 @@ def read_medmnist(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npz ({exc})") from None
     with archive:
-        missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in archive]
+        missing = [
+            f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in archive
+        ]
         if missing:
-            raise DataError(f"{path}: missing key(s) {missing} (expected MedMNIST train/val/test_images/labels)")
+            raise DataError(
+                f"{path}: missing key(s) {missing} (expected MedMNIST train/val/test_images/labels)"
+            )
         images = np.concatenate([archive[f"{s}_images"] for s in SPLITS])
         labels = np.concatenate([archive[f"{s}_labels"] for s in SPLITS])
     if labels.ndim == 2 and labels.shape[1] != 1:
-        raise DataError(f"{path}: labels have {labels.shape[1]} columns; only single-label MedMNIST sets are supported")
+        raise DataError(
+            f"{path}: labels have {labels.shape[1]} columns; "
+            "only single-label MedMNIST sets are supported"
+        )
     if images.ndim == 3:
         images = images[:, None]
     elif images.ndim == 4:
@@ -60,7 +66,9 @@ def synthetic_lesions(
         if blob_label == 0:  # soft round blob, all images
             background += 0.25 * np.exp(-((dist / radii[:, None, None]) ** 2))
         else:  # sharp-edged irregular lesion, positives only
-            angle = np.arctan2(grid_y - centres[:, 0, None, None], grid_x - centres[:, 1, None, None])
+            angle = np.arctan2(
+                grid_y - centres[:, 0, None, None], grid_x - centres[:, 1, None, None]
+            )
             wobble = 1 + 0.3 * np.sin(3 * angle + rng.uniform(0, 6.3, size=(samples, 1, 1)))
             lesion = (dist < radii[:, None, None] * wobble).astype(np.float32)
             background += 0.35 * lesion * labels[:, None, None]

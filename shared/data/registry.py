@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from medfed.shared.config.models import DataConfig
 from medfed.shared.data.base import HospitalData, split_train_test
 from medfed.shared.data.heart_disease import load_heart_disease
@@ -30,12 +29,18 @@ def load_federation(data: DataConfig, seed: int) -> list[HospitalData]:
         if data.path is not None:
             features, labels = read_medmnist(data.path)
         else:
-            features, labels = synthetic_lesions(data.samples, data.image_size, data.image_channels, seed)
+            features, labels = synthetic_lesions(
+                data.samples, data.image_size, data.image_channels, seed
+            )
         return _split(features, labels, int(labels.max()) + 1, data, seed, None)
     if data.path is not None:
-        features, labels, sites = read_vitals_csv(data.path, data.sequence_length, data.hospital_column)
+        features, labels, sites = read_vitals_csv(
+            data.path, data.sequence_length, data.hospital_column
+        )
     else:
-        features, labels = synthetic_vitals(data.samples, data.sequence_length, data.sequence_features, seed)
+        features, labels = synthetic_vitals(
+            data.samples, data.sequence_length, data.sequence_features, seed
+        )
         sites = None
     return _split(features, labels, int(labels.max()) + 1, data, seed, sites)
 
@@ -56,7 +61,9 @@ def _split(
             )
         groups = natural_partition(sites)
     else:
-        parts = partition_indices(labels, data.partition, data.num_hospitals or 1, data.dirichlet_alpha, seed)
+        parts = partition_indices(
+            labels, data.partition, data.num_hospitals or 1, data.dirichlet_alpha, seed
+        )
         groups = {f"hospital_{i:0{len(str(len(parts)))}d}": part for i, part in enumerate(parts)}
     return [
         split_train_test(name, features[idx], labels[idx], num_classes, data.test_fraction, seed)

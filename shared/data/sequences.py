@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from medfed.shared.errors import DataError
 
 REQUIRED_COLUMNS = ["patient", "time", "channel", "value", "label"]
@@ -47,7 +46,9 @@ def read_vitals_csv(
     wide = frame.pivot_table(index=["patient", "time"], columns="channel", values="value")
     channels = list(wide.columns)
     patients = list(dict.fromkeys(frame["patient"].tolist()))
-    sequences = np.stack([_fit_length(wide.loc[p].ffill().bfill().to_numpy(), sequence_length) for p in patients])
+    sequences = np.stack(
+        [_fit_length(wide.loc[p].ffill().bfill().to_numpy(), sequence_length) for p in patients]
+    )
     sequences = np.nan_to_num(sequences)
     mean = sequences.mean(axis=(0, 1))
     std = sequences.std(axis=(0, 1))
@@ -70,7 +71,9 @@ def _fit_length(series: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([pad, series])
 
 
-def synthetic_vitals(samples: int, sequence_length: int, channels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_vitals(
+    samples: int, sequence_length: int, channels: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Hourly vitals; deteriorating patients (label 1) drift toward tachycardia, tachypnoea,
     hypoxia and hypotension over a random onset, others fluctuate around normal.
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 
-def cnn(input_shape: tuple[int, ...], num_classes: int, hidden_size: int, num_layers: int) -> nn.Module:
+def cnn(
+    input_shape: tuple[int, ...], num_classes: int, hidden_size: int, num_layers: int
+) -> nn.Module:
     """Two conv blocks (conv → GroupNorm → ReLU → pool), global average pool, linear head."""
     channels = input_shape[0]
     width = max(8, hidden_size // 2)

@@ -7,12 +7,16 @@ import math
 from torch import nn
 
 
-def logistic(input_shape: tuple[int, ...], num_classes: int, hidden_size: int, num_layers: int) -> nn.Module:
+def logistic(
+    input_shape: tuple[int, ...], num_classes: int, hidden_size: int, num_layers: int
+) -> nn.Module:
     """Multinomial logistic regression (one linear layer over the flattened input)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))
 
 
-def mlp(input_shape: tuple[int, ...], num_classes: int, hidden_size: int, num_layers: int) -> nn.Module:
+def mlp(
+    input_shape: tuple[int, ...], num_classes: int, hidden_size: int, num_layers: int
+) -> nn.Module:
     """`num_layers` hidden ReLU layers of width `hidden_size`."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)

@@ -1,0 +1,62 @@
+import numpy as np
+import torch
+from flwr.app import Message, RecordDict
+from medfed.server.replies import as_reply, sort_replies, update_problem
+from medfed.shared.errors import PrivacyBudgetExceeded
+from medfed.shared.protocol import Outcome, reply_content, state_to_arrays
+
+REFERENCE = state_to_arrays({"w": torch.zeros(2, 3), "b": torch.zeros(2)})
+
+
+def _reply(content: RecordDict, node: int) -> Message:
+    return as_reply(content, node)
+
+
+def _ok(name, state, node, examples=10.0):
+    content = reply_content(
+        Outcome(name, "ok"),
+        state,
+        {"num-examples": examples, "epsilon": 0.5},
+        {"accuracy": 0.8, "num_examples": 4.0},
+    )
+    return _reply(content, node)
+
+
+def test_accepts_well_formed_updates_and_keeps_metrics():
+    result = sort_replies([_ok("A", {"w": torch.ones(2, 3), "b": torch.ones(2)}, 1)], REFERENCE)
+    assert len(result.updates) == 1 and result.evaluation["A"]["accuracy"] == 0.8
+    assert result.training["A"]["epsilon"] == 0.5 and result.names == {1: "A"}
+
+
+def test_rejects_nan_wrong_shape_and_wrong_keys_with_a_reason():
+    replies = [
+        _ok("nan", {"w": torch.full((2, 3), float("nan")), "b": torch.ones(2)}, 1),
+        _ok("shape", {"w": torch.ones(3, 2), "b": torch.ones(2)}, 2),
+        _ok("keys", {"w": torch.ones(2, 3)}, 3),
+        _ok("weight", {"w": torch.ones(2, 3), "b": torch.ones(2)}, 4, examples=0.0),
+    ]
+    result = sort_replies(replies, REFERENCE)
+    assert result.updates == []
+    assert "NaN" in result.failed["nan"] and "shape" in result.failed["shape"]
+    assert "names" in result.failed["keys"] and "num-examples" in result.failed["weight"]
+
+
+def test_budget_refusal_is_recorded_not_aggregated():
+    error = PrivacyBudgetExceeded("over budget", spent_epsilon=1.0, max_epsilon=1.0)
+    result = sort_replies([_reply(reply_content(Outcome.from_error("A", error)), 5)], REFERENCE)
+    assert result.refused["A"].code == "privacy_budget_exceeded" and result.names == {5: "A"}
+
+
+def test_reply_without_outcome_is_a_failure_not_a_crash():
+    result = sort_replies([_reply(RecordDict(), 9)], REFERENCE)
+    assert "outcome" in result.failed["node 9"]
+
+
+def test_update_problem_accepts_matching_update():
+    assert (
+        update_problem(
+            state_to_arrays({"w": torch.ones(2, 3), "b": torch.tensor(np.ones(2, np.float32))}),
+            REFERENCE,
+        )
+        is None
+    )
