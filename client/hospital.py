@@ -5,18 +5,22 @@ Plain functions over plain data, so tests call them without Flower.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+
 from medfed.client.trainer import LocalTraining, NoiseSettings, poisson_plan, predict, train_locally
 from medfed.shared.config.models import ModelConfig
+from medfed.shared.crypto.signing import load_or_create_signing_key
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import PrivacyBudgetExceeded
 from medfed.shared.instruction import RoundInstruction
 from medfed.shared.metrics import classification_metrics
 from medfed.shared.models import build_model, model_spec
-from medfed.shared.privacy.accounting import History, calibrate_noise, epsilon_of
+from medfed.shared.privacy.accounting import calibrate_noise, epsilon_of
+from medfed.shared.privacy.ledger import PrivacyLedger
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,8 @@ class HospitalSettings:
 
     name: str
     max_epsilon: float
+    ledger_path: Path
+    key_dir: Path
     delta: float = 1e-5
     accountant: str = "rdp"
     privacy_enabled: bool = True
@@ -35,35 +41,9 @@ class HospitalSettings:
         wants_cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
         return torch.device("cuda" if wants_cuda else "cpu")
 
-
-@dataclass
-class PrivacyState:
-    """Accountant history of this hospital's dataset and this run's calibrated noise."""
-
-    history: History = field(default_factory=list)
-    run_id: int = -1
-    run_start_epsilon: float = 0.0
-    noise_multiplier: float = 0.0
-
-    def state_dict(self) -> dict:
-        return {
-            "sigma": [s for s, _, _ in self.history],
-            "sample_rate": [q for _, q, _ in self.history],
-            "steps": [n for _, _, n in self.history],
-            "run_id": self.run_id,
-            "run_start_epsilon": self.run_start_epsilon,
-            "noise_multiplier": self.noise_multiplier,
-        }
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> PrivacyState:
-        history = list(zip(state["sigma"], state["sample_rate"], state["steps"], strict=True))
-        return cls(
-            history,
-            int(state["run_id"]),
-            float(state["run_start_epsilon"]),
-            float(state["noise_multiplier"]),
-        )
+    def open_ledger(self, fingerprint: str) -> PrivacyLedger:
+        key = load_or_create_signing_key(self.key_dir, self.ledger_path.stem)
+        return PrivacyLedger.open(self.ledger_path, key, self.name, fingerprint)
 
 
 @dataclass(frozen=True)
@@ -96,17 +76,12 @@ def model_for(
 
 
 def plan_noise(
-    settings: HospitalSettings,
-    privacy: PrivacyState,
-    instruction: RoundInstruction,
-    run_id: int,
-    num_train: int,
-) -> NoiseSettings:
-    """Noise for this round so that every planned remaining step of the run fits the budget.
-
-    The run may bring ε to min(ε at run start + target_epsilon, max_epsilon). σ is calibrated
-    once per run and re-checked each round against the remaining plan; it is recalibrated
-    only when the plan no longer fits.
+    settings: HospitalSettings, ledger: PrivacyLedger, instruction: RoundInstruction, num_train: int
+) -> tuple[NoiseSettings, int]:
+    """Noise and step count for this round so that every planned remaining step of the run
+    fits the budget. The run may bring ε to min(ε before the run + target_epsilon,
+    max_epsilon); σ is calibrated at the run's first round and re-checked against the
+    remaining plan each round (recalibrated only when the plan no longer fits).
 
     Raises:
         PrivacyBudgetExceeded: no σ up to `max_noise_multiplier` keeps the plan in budget.
@@ -114,22 +89,20 @@ def plan_noise(
     sample_rate, steps_per_epoch = poisson_plan(num_train, instruction.batch_size)
     round_steps = steps_per_epoch * instruction.local_epochs
     remaining_steps = round_steps * max(1, instruction.rounds - instruction.server_round + 1)
-    spent = epsilon_of(privacy.history, settings.delta, settings.accountant)
-    if privacy.run_id != run_id:
-        privacy.run_id, privacy.run_start_epsilon, privacy.noise_multiplier = run_id, spent, 0.0
-    target = min(privacy.run_start_epsilon + instruction.target_epsilon, settings.max_epsilon)
+    history = ledger.history()
+    spent = epsilon_of(history, settings.delta, settings.accountant)
+    before_run = ledger.epsilon_before_run(instruction.run_id, settings.delta, settings.accountant)
+    target = min(before_run + instruction.target_epsilon, settings.max_epsilon)
 
     def projected(sigma: float) -> float:
-        return epsilon_of(
-            [*privacy.history, (sigma, sample_rate, remaining_steps)],
-            settings.delta,
-            settings.accountant,
-        )
+        plan = [*history, (sigma, sample_rate, remaining_steps)]
+        return epsilon_of(plan, settings.delta, settings.accountant)
 
-    sigma = privacy.noise_multiplier
+    earlier = ledger.rounds_of_run(instruction.run_id)
+    sigma = float(earlier[-1]["noise_multiplier"]) if earlier else 0.0
     if sigma <= 0 or projected(sigma) > target:
         found = calibrate_noise(
-            privacy.history,
+            history,
             target,
             settings.delta,
             sample_rate,
@@ -145,8 +118,9 @@ def plan_noise(
                 spent_epsilon=spent,
                 max_epsilon=settings.max_epsilon,
             )
-        sigma = privacy.noise_multiplier = found
-    return NoiseSettings(sigma, instruction.max_grad_norm, sample_rate, settings.accountant)
+        sigma = found
+    noise = NoiseSettings(sigma, instruction.max_grad_norm, sample_rate, settings.accountant)
+    return noise, round_steps
 
 
 def train_round(
@@ -154,23 +128,35 @@ def train_round(
     settings: HospitalSettings,
     instruction: RoundInstruction,
     global_state: dict[str, torch.Tensor],
-    privacy: PrivacyState,
-    run_id: int,
 ) -> RoundResult:
-    """Evaluate the received model, then train on it; `privacy` is updated in place.
+    """Evaluate the received model, then train on it under the hospital's ledger.
+
+    The round's steps are signed into the ledger and fsync'd before training starts, so a
+    crash can only over-count.
 
     Raises:
         PrivacyBudgetExceeded: the round would push ε over `settings.max_epsilon`.
+        LedgerError: the hospital's ledger does not verify.
         ConfigError: the instructed model does not fit this hospital's data.
     """
     device = settings.torch_device()
     model = model_for(instruction, data, global_state)
     evaluation = evaluate(model, data, device)
-    noise = (
-        plan_noise(settings, privacy, instruction, run_id, data.num_train)
-        if settings.privacy_enabled
-        else None
-    )
+    noise, entry, ledger = None, None, None
+    if settings.privacy_enabled:
+        ledger = settings.open_ledger(data.fingerprint)
+        noise, round_steps = plan_noise(settings, ledger, instruction, data.num_train)
+        entry = ledger.append_round(
+            run_id=instruction.run_id,
+            round=instruction.server_round,
+            dataset_fingerprint=data.fingerprint,
+            noise_multiplier=noise.noise_multiplier,
+            sample_rate=noise.sample_rate,
+            steps=round_steps,
+            max_grad_norm=noise.max_grad_norm,
+            delta=settings.delta,
+            accountant=settings.accountant,
+        )
     mode = instruction.grad_sample_mode
     training = LocalTraining(
         local_epochs=instruction.local_epochs,
@@ -190,27 +176,23 @@ def train_round(
         ).generate_state(1)[0]
     )
     outcome = train_locally(
-        model,
-        data.x_train,
-        data.y_train,
-        data.num_classes,
-        training,
-        noise,
-        privacy.history,
-        device,
-        seed,
+        model, data.x_train, data.y_train, data.num_classes, training, noise, [], device, seed
     )
-    privacy.history = outcome.history
     train_metrics = {
         "num-examples": float(data.num_train),
         "train_loss": outcome.mean_loss,
         "steps": float(outcome.steps),
     }
-    if noise is not None:
+    if entry is not None and ledger is not None:
+        counted = sum(n for _, _, n in outcome.history)  # Opacus's own count of this round
+        if counted > entry["steps"]:  # cannot happen with Poisson loaders; never under-count
+            raise RuntimeError(f"took {counted} DP steps but the ledger holds {entry['steps']}")
+        start = ledger.epsilon_before_run(instruction.run_id, settings.delta, settings.accountant)
         train_metrics |= {
-            "epsilon": epsilon_of(privacy.history, settings.delta, settings.accountant),
-            "noise_multiplier": noise.noise_multiplier,
-            "sample_rate": noise.sample_rate,
-            "total_steps": float(sum(n for _, _, n in privacy.history)),
+            "epsilon": entry["epsilon_after"],
+            "epsilon_at_run_start": start,
+            "noise_multiplier": entry["noise_multiplier"],
+            "sample_rate": entry["sample_rate"],
+            "total_steps": float(sum(n for _, _, n in ledger.history())),
         }
     return RoundResult(outcome.state_dict, train_metrics, evaluation)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from medfed.shared.privacy.accounting import History, make_accountant
 from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+from medfed.shared.privacy.accounting import History, make_accountant
 
 
 @dataclass(frozen=True)

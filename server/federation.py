@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
+
 from medfed.server.replies import SortedReplies, sort_replies
 from medfed.server.run_dir import RunDirectory
 from medfed.server.strategies import build_strategy
@@ -63,11 +65,13 @@ class Federation:
         self.on_round = on_round or (lambda line: None)
         self.strategy = build_strategy(run.strategy)
         self.state = FederationState()
+        self.run_id = uuid.uuid4().hex
 
     def _record_privacy(self, replies: SortedReplies) -> None:
         privacy = self.run.privacy
         for name, training in replies.training.items():
             entry = self.state.privacy.setdefault(name, {"status": "active"})
+            entry.setdefault("epsilon_at_run_start", training.get("epsilon_at_run_start"))
             entry.update(
                 epsilon=training.get("epsilon"),
                 delta=privacy.delta if privacy.enabled else None,
@@ -83,6 +87,12 @@ class Federation:
             entry = self.state.privacy.setdefault(name, {})
             is_budget = outcome.code == PrivacyBudgetExceeded.code
             entry.update(status="exhausted" if is_budget else "refused", reason=outcome.message)
+            spent = replies.training_refused.get(name, {})
+            if "epsilon" in spent:
+                entry.setdefault("epsilon_at_run_start", spent["epsilon"])
+                entry.update(epsilon=spent["epsilon"], max_epsilon=spent.get("max_epsilon"))
+                entry.setdefault("delta", privacy.delta)
+                entry.setdefault("accountant", privacy.accountant)
         self.run_dir.write_privacy(self.state.privacy)
 
     def _train_round(self, server_round: int) -> bool:
@@ -90,7 +100,7 @@ class Federation:
         messages = [
             m
             for m in self.strategy.configure_train(
-                server_round, self.arrays, instruction_record(self.run), self.grid
+                server_round, self.arrays, instruction_record(self.run, self.run_id), self.grid
             )
             if m.metadata.dst_node_id not in self.state.dropped_nodes
         ]
@@ -147,7 +157,7 @@ class Federation:
 
     def _final_evaluation(self, last_round: int) -> None:
         started = time.perf_counter()
-        config = instruction_record(self.run)
+        config = instruction_record(self.run, self.run_id)
         config["server-round"] = max(last_round, 1)
         content = RecordDict({ARRAYS: self.arrays, CONFIG: ConfigRecord(dict(config))})
         messages = [

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import ArrayRecord, Message, MessageType, Metadata, MetricRecord, RecordDict
+
 from medfed.shared.protocol import ARRAYS, EVALUATION, OUTCOME, TRAIN_METRICS, WEIGHT_KEY, Outcome
 
 
@@ -18,6 +19,7 @@ class SortedReplies:
     evaluation: dict[str, dict[str, float]] = field(default_factory=dict)
     training: dict[str, dict[str, float]] = field(default_factory=dict)
     refused: dict[str, Outcome] = field(default_factory=dict)
+    training_refused: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
 
@@ -67,6 +69,10 @@ def sort_replies(replies: list[Message], reference: ArrayRecord) -> SortedReplie
         result.names[node] = outcome.hospital
         if outcome.status == "refused":
             result.refused[outcome.hospital] = outcome
+            if TRAIN_METRICS in content.metric_records:
+                result.training_refused[outcome.hospital] = dict(
+                    content.metric_records[TRAIN_METRICS]
+                )
             continue
         if outcome.status != "ok":
             result.failed[outcome.hospital] = f"{outcome.code}: {outcome.message}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+
 from medfed.shared.config import RunConfig, to_toml
 
 
@@ -57,6 +59,17 @@ class RunDirectory:
     def save_checkpoint(self, server_round: int, state: dict[str, torch.Tensor]) -> None:
         torch.save(state, self.root / "checkpoints" / f"round_{server_round}.pt")
         torch.save(state, self.root / "model.pt")
+
+    def collect_ledgers(self, ledger_dir: Path) -> None:
+        """Copy the hospitals' ledgers (and public keys) into RUN_DIR/ledgers for the audit."""
+        target = self.root / "ledgers"
+        if ledger_dir.resolve() == target.resolve() or not ledger_dir.exists():
+            return
+        (target / "keys").mkdir(parents=True, exist_ok=True)
+        for ledger in ledger_dir.glob("*.jsonl"):
+            shutil.copy2(ledger, target / ledger.name)
+        for public_key in (ledger_dir / "keys").glob("*.pub"):
+            shutil.copy2(public_key, target / "keys" / public_key.name)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         lines = self.metrics_path.read_text(encoding="utf-8").splitlines()

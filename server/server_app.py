@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
+
 from medfed.server.federation import Federation, RoundListener
 from medfed.server.run_dir import RunDirectory
 from medfed.shared.config.models import RunConfig

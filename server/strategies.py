@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
+
 from medfed.shared.config.models import StrategyConfig
 from medfed.shared.protocol import ARRAYS, CONFIG, WEIGHT_KEY
 

@@ -55,6 +55,14 @@ class LedgerError(MedfedError):
     code = "ledger_error"
 
 
+class MalformedLedgerLine(LedgerError):
+    """A ledger line is not a JSON entry; `line` is its 1-based number."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 class ProtocolError(MedfedError):
     """A message from the other side does not follow medfed's protocol."""
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 from typing import Literal
 
 from flwr.app import ConfigRecord
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from medfed.shared.config.models import RunConfig
 from medfed.shared.errors import ProtocolError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class RoundInstruction(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     server_round: int = Field(ge=1, alias="server-round")
+    run_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", alias="run-id")
     rounds: int = Field(ge=1)
     seed: int = 0
     model_name: str = Field(alias="model.name")
@@ -51,10 +53,11 @@ class RoundInstruction(BaseModel):
             raise ProtocolError(f"coordinator instruction: '{key}': {first['msg']}") from None
 
 
-def instruction_record(run: RunConfig) -> ConfigRecord:
+def instruction_record(run: RunConfig, run_id: str) -> ConfigRecord:
     """The instruction fields of `run` (the strategy adds `server-round`/`proximal-mu`)."""
     return ConfigRecord(
         {
+            "run-id": run_id,
             "rounds": run.rounds,
             "seed": run.seed,
             "model.name": run.model.name,

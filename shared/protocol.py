@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
 from medfed.shared.errors import MedfedError, PolicyViolation, PrivacyBudgetExceeded
 
 ARRAYS = "arrays"

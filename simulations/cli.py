@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from medfed.shared.config import load_config
-from medfed.shared.errors import MedfedError
-from medfed.simulations.summary import summary_table
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from medfed.shared.config import load_config
+from medfed.shared.errors import LedgerError, MedfedError
+from medfed.simulations.summary import summary_table
 
 app = typer.Typer(
     add_completion=False,
@@ -85,10 +86,69 @@ def simulate(
     console.print(f"run directory: {out}")
 
 
+audit = typer.Typer(add_completion=False, help="Verify privacy ledgers and recompute ε from them.")
+app.add_typer(audit, name="audit")
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise LedgerError(f"{path}: {what} not found (pass the path of a hospital's ledger .jsonl)")
+    return path
+
+
+@audit.command("verify")
+def audit_verify(
+    ledger: Annotated[Path, typer.Argument(help="a hospital's ledger (.jsonl)")],
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="the hospital's trusted .pub key file")
+    ] = None,
+) -> None:
+    """Check the hash chain, signatures and every epsilon_after; exit 1 at the first bad line."""
+    from medfed.shared.privacy.verify import ledger_epsilon, trusted_key_for, verify_ledger
+
+    _existing(ledger, "ledger")
+    trusted = (
+        _existing(public_key, "public key").read_text() if public_key else trusted_key_for(ledger)
+    )
+    verdict = verify_ledger(ledger, trusted)
+    if not verdict.valid:
+        console.print(
+            f"[red]INVALID[/red] {ledger}: line {verdict.bad_line}: {verdict.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    key_note = (
+        "trusted key"
+        if trusted
+        else "its own header key only (no trusted key found: pass --public-key)"
+    )
+    console.print(
+        f"[green]valid[/green] {ledger}: {verdict.entries} entries, hospital '{verdict.hospital}', "
+        f"ε = {ledger_epsilon(ledger):.6f}; signatures checked against {key_note}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@audit.command("epsilon")
+def audit_epsilon(
+    ledger: Annotated[Path, typer.Argument(help="a hospital's ledger (.jsonl)")],
+    accountant: Annotated[
+        str | None, typer.Option(help="rdp or prv (default: the ledger's)")
+    ] = None,
+    delta: Annotated[float | None, typer.Option(help="δ (default: the ledger's)")] = None,
+) -> None:
+    """Print ε recomputed from the ledger entries alone."""
+    from medfed.shared.privacy.verify import ledger_epsilon
+
+    console.print(f"{ledger_epsilon(_existing(ledger, 'ledger'), delta, accountant):.6f}")
+
+
 def main() -> None:
     """Console entry point: user errors exit 2 with one line, anything else exits 1."""
     try:
-        app(standalone_mode=False)
+        exit_code = app(standalone_mode=False)  # click returns typer.Exit's code here
     except MedfedError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
@@ -106,3 +166,5 @@ def main() -> None:
             soft_wrap=True,
         )
         raise SystemExit(1) from None
+    if isinstance(exit_code, int) and exit_code:
+        raise SystemExit(exit_code)

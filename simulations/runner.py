@@ -43,7 +43,8 @@ def simulate(
     input_shape, num_classes = hospitals[0].input_shape, hospitals[0].num_classes
     run_dir = RunDirectory.create(out, run)
     server_app = build_server_app(run, run_dir, input_shape, num_classes, len(hospitals), on_round)
-    client_app = build_client_app(SimulatedHospitals(run))
+    ledger_dir = (run.privacy.ledger_dir or out / "ledgers").resolve()
+    client_app = build_client_app(SimulatedHospitals(run, ledger_dir))
     backend_config = {
         "client_resources": {
             "num_cpus": run.simulation.cpus_per_hospital,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from rich.table import Table
+
 from medfed.server.run_dir import RunDirectory
 from medfed.shared.config.models import RunConfig
-from rich.table import Table
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

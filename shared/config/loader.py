@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from medfed.shared.config.models import RunConfig
 from medfed.shared.errors import ConfigError
-from pydantic import ValidationError
 
 ENV_PREFIX = "MEDFED_"
 

@@ -67,6 +67,11 @@ class PrivacyConfig(StrictModel):
     delta: float = Field(default=1e-5, gt=0, lt=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
     accountant: Literal["rdp", "prv"] = "rdp"
+    ledger_dir: Path | None = Field(
+        default=None,
+        description="where hospitals keep their signed ledgers (and keys); default "
+        "RUN_DIR/ledgers. Point several runs at one directory and their spending composes.",
+    )
 
     @property
     def budget_epsilon(self) -> float:

@@ -6,8 +6,9 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from medfed.shared.errors import DataError
 from sklearn.model_selection import train_test_split
+
+from medfed.shared.errors import DataError
 
 
 @dataclass(frozen=True)

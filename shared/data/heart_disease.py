@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
+
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import DataError
-from sklearn.model_selection import train_test_split
 
 NUMERIC_COLUMNS = ["age", "sex", "trestbps", "chol", "fbs", "thalch", "exang", "oldpeak"]
 REQUIRED_COLUMNS = [*NUMERIC_COLUMNS, "cp", "restecg", "num"]

@@ -6,6 +6,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
 from medfed.shared.errors import DataError
 
 SPLITS = ("train", "val", "test")

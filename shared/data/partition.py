@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from medfed.shared.errors import DataError
 
 

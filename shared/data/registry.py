@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from medfed.shared.config.models import DataConfig
 from medfed.shared.data.base import HospitalData, split_train_test
 from medfed.shared.data.heart_disease import load_heart_disease

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from medfed.shared.errors import DataError
 
 REQUIRED_COLUMNS = ["patient", "time", "channel", "value", "label"]

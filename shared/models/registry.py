@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from torch import nn
+
 from medfed.shared.config.models import ModelConfig
 from medfed.shared.errors import ConfigError
 from medfed.shared.models.cnn import cnn
 from medfed.shared.models.recurrent import gru, lstm
 from medfed.shared.models.tabular import logistic, mlp
-from torch import nn
 
 Builder = Callable[[tuple[int, ...], int, int, int], nn.Module]
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medfed.shared.errors import ConfigError
 from opacus.accountants import IAccountant, PRVAccountant, RDPAccountant
+
+from medfed.shared.errors import ConfigError
 
 History = list[tuple[float, float, int]]
 ACCOUNTANTS: dict[str, type[IAccountant]] = {"rdp": RDPAccountant, "prv": PRVAccountant}

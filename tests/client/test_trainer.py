@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from opacus.accountants import RDPAccountant
+
 from medfed.client.trainer import (
     LocalTraining,
     NoiseSettings,
@@ -11,7 +13,6 @@ from medfed.client.trainer import (
 )
 from medfed.shared.config import ModelConfig
 from medfed.shared.models import build_model
-from opacus.accountants import RDPAccountant
 
 CPU = torch.device("cpu")
 

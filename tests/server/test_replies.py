@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 from flwr.app import Message, RecordDict
+
 from medfed.server.replies import as_reply, sort_replies, update_problem
 from medfed.shared.errors import PrivacyBudgetExceeded
 from medfed.shared.protocol import Outcome, reply_content, state_to_arrays

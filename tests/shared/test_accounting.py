@@ -3,9 +3,10 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opacus.accountants import PRVAccountant, RDPAccountant
+
 from medfed.shared.errors import ConfigError
 from medfed.shared.privacy.accounting import RDP_ORDERS, calibrate_noise, epsilon_of
-from opacus.accountants import PRVAccountant, RDPAccountant
 
 HISTORIES = [
     [(1.1, 0.01, 1000)],

@@ -1,4 +1,5 @@
 import pytest
+
 from medfed.shared.config import load_config, to_toml
 from medfed.shared.config.loader import parse_value
 from medfed.shared.errors import ConfigError

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from medfed.shared.config import DataConfig
 from medfed.shared.data import load_federation
 from medfed.shared.data.imaging import read_medmnist, synthetic_lesions

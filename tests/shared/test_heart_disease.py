@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from medfed.shared.data.heart_disease import FEATURE_NAMES, load_heart_disease, packaged_csv
 from medfed.shared.errors import DataError
 

@@ -1,9 +1,10 @@
 import pytest
 import torch
+from opacus.validators import ModuleValidator
+
 from medfed.shared.config import ModelConfig
 from medfed.shared.errors import ConfigError
 from medfed.shared.models import MODELS, build_model
-from opacus.validators import ModuleValidator
 
 SHAPES = {"logistic": (13,), "mlp": (13,), "cnn": (3, 28, 28), "gru": (24, 4), "lstm": (24, 4)}
 

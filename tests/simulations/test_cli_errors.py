@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from medfed.shared.data.heart_disease import packaged_csv
 
 ROOT = Path(__file__).resolve().parents[2]

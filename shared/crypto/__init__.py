@@ -1,0 +1,1 @@
+"""Cryptographic keys and signatures (all primitives from `cryptography`)."""
