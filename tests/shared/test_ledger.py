@@ -178,9 +178,7 @@ def test_reopening_continues_the_chain(tmp_path):
 )
 @given(
     plan=st.lists(
-        st.tuples(
-            st.integers(1, 4), st.sampled_from([8, 32, 256]), st.floats(0.2, 1.5), st.booleans()
-        ),
+        st.tuples(st.integers(1, 4), st.sampled_from([8, 32, 256]), st.floats(0.2, 1.5)),
         min_size=1,
         max_size=4,
     ),
