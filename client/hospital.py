@@ -5,7 +5,7 @@ Plain functions over plain data, so tests call them without Flower.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from medfed.shared.metrics import classification_metrics
 from medfed.shared.models import build_model, model_spec
 from medfed.shared.privacy.accounting import calibrate_noise, epsilon_of
 from medfed.shared.privacy.ledger import PrivacyLedger
+from medfed.shared.secagg.config import SecureAggregationConfig
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class HospitalSettings:
     privacy_enabled: bool = True
     max_noise_multiplier: float = 20.0
     device: str = "auto"
+    secure_aggregation: SecureAggregationConfig = field(default_factory=SecureAggregationConfig)
 
     def torch_device(self) -> torch.device:
         wants_cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())

@@ -13,20 +13,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
-from medfed.server.replies import SortedReplies, sort_replies
+from medfed.server.replies import SortedReplies, as_reply, sort_replies
+from medfed.server.round_log import record_privacy, round_line
 from medfed.server.run_dir import RunDirectory
+from medfed.server.secure import SecureAggregator
 from medfed.server.strategies import build_strategy
 from medfed.shared.config.models import RunConfig
-from medfed.shared.errors import PrivacyBudgetExceeded
+from medfed.shared.errors import SecureAggregationError
 from medfed.shared.instruction import instruction_record
-from medfed.shared.metrics import weighted_means
-from medfed.shared.protocol import ARRAYS, CONFIG, arrays_to_state
+from medfed.shared.protocol import ARRAYS, CONFIG, WEIGHT_KEY, arrays_to_state
+from medfed.shared.secagg import UnmaskIncomplete
 
 log = logging.getLogger("medfed.server")
 RoundListener = Callable[[dict[str, Any]], None]
+MAX_ATTEMPTS = 3  # unmasking retries (fresh masks each) before a round is given up
 
 
 @dataclass
@@ -66,92 +69,76 @@ class Federation:
         self.strategy = build_strategy(run.strategy)
         self.state = FederationState()
         self.run_id = uuid.uuid4().hex
+        self.secure: SecureAggregator | None = None
+        self.exchanges = 0
 
-    def _record_privacy(self, replies: SortedReplies) -> None:
-        privacy = self.run.privacy
-        for name, training in replies.training.items():
-            entry = self.state.privacy.setdefault(name, {"status": "active"})
-            entry.setdefault("epsilon_at_run_start", training.get("epsilon_at_run_start"))
-            entry.update(
-                epsilon=training.get("epsilon"),
-                delta=privacy.delta if privacy.enabled else None,
-                target_epsilon=privacy.target_epsilon,
-                max_epsilon=privacy.budget_epsilon,
-                noise_multiplier=training.get("noise_multiplier"),
-                max_grad_norm=privacy.max_grad_norm if privacy.enabled else None,
-                sample_rate=training.get("sample_rate"),
-                steps=int(training.get("total_steps", training.get("steps", 0))),
-                accountant=privacy.accountant if privacy.enabled else None,
-            )
-        for name, outcome in replies.refused.items():
-            entry = self.state.privacy.setdefault(name, {})
-            is_budget = outcome.code == PrivacyBudgetExceeded.code
-            entry.update(status="exhausted" if is_budget else "refused", reason=outcome.message)
-            spent = replies.training_refused.get(name, {})
-            if "epsilon" in spent:
-                entry.setdefault("epsilon_at_run_start", spent["epsilon"])
-                entry.update(epsilon=spent["epsilon"], max_epsilon=spent.get("max_epsilon"))
-                entry.setdefault("delta", privacy.delta)
-                entry.setdefault("accountant", privacy.accountant)
+    def _send_training(self, server_round: int, attempt: int) -> SortedReplies:
+        """One training message per active hospital; refusals drop it from later rounds."""
+        config = instruction_record(self.run, self.run_id)
+        config["secagg-attempt"] = attempt
+        messages = [
+            m
+            for m in self.strategy.configure_train(server_round, self.arrays, config, self.grid)
+            if m.metadata.dst_node_id not in self.state.dropped_nodes
+            and (self.secure is None or m.metadata.dst_node_id in self.secure.members)
+        ]
+        if self.secure is not None:
+            for name, record in self.secure.roster_records.items():
+                messages[0].content[name] = record  # the strategy shares one content record
+        self.exchanges += 1
+        sent = self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)
+        replies = sort_replies(list(sent), self.arrays)
+        refused = {node for node, name in replies.names.items() if name in replies.refused}
+        self.state.dropped_nodes |= refused
+        record_privacy(self.state.privacy, replies, self.run.privacy)
         self.run_dir.write_privacy(self.state.privacy)
+        return replies
+
+    def _updates(self, server_round: int, attempt: int, replies: SortedReplies) -> list[Message]:
+        """What the strategy aggregates: plain updates, or one securely aggregated update."""
+        if self.secure is None:
+            return replies.updates
+        arrays, weight = self.secure.aggregate(server_round, attempt, replies.uploads, self.arrays)
+        content = RecordDict({ARRAYS: arrays, "metrics": MetricRecord({WEIGHT_KEY: float(weight)})})
+        return [as_reply(content, node=0)]
 
     def _train_round(self, server_round: int) -> bool:
         started = time.perf_counter()
-        messages = [
-            m
-            for m in self.strategy.configure_train(
-                server_round, self.arrays, instruction_record(self.run, self.run_id), self.grid
-            )
-            if m.metadata.dst_node_id not in self.state.dropped_nodes
-        ]
-        replies = sort_replies(
-            list(self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)),
-            self.arrays,
-        )
-        self.state.dropped_nodes |= {
-            node for node, name in replies.names.items() if name in replies.refused
-        }
-        self._record_privacy(replies)
+        exchanges_before = self.exchanges + (self.secure.exchanges if self.secure else 0)
         minimum = self.run.strategy.min_hospitals
-        if len(replies.updates) >= minimum:
-            aggregated, _ = self.strategy.aggregate_train(server_round, replies.updates)
+        for attempt in range(MAX_ATTEMPTS):
+            replies = self._send_training(server_round, attempt)
+            contributors = len(replies.updates) + len(replies.uploads)
+            if contributors < minimum:
+                self.state.stop_reason = (
+                    f"round {server_round}: {contributors} hospital update(s), fewer than "
+                    f"strategy.min_hospitals = {minimum}; the run ends here"
+                )
+                break
+            try:
+                updates = self._updates(server_round, attempt, replies)
+            except UnmaskIncomplete as error:
+                log.warning("round %d attempt %d: %s; retrying", server_round, attempt, error)
+                continue
+            except SecureAggregationError as error:
+                self.state.stop_reason = f"round {server_round}: secure aggregation failed: {error}"
+                break
+            aggregated, _ = self.strategy.aggregate_train(server_round, updates)
             if aggregated is not None:
                 self.arrays = aggregated
                 self.run_dir.save_checkpoint(server_round, arrays_to_state(aggregated))
+            break
         else:
-            self.state.stop_reason = (
-                f"round {server_round}: {len(replies.updates)} hospital update(s), fewer than "
-                f"strategy.min_hospitals = {minimum}; the run ends here"
-            )
-        self._write_line(server_round, "train", time.perf_counter() - started, replies)
+            self.state.stop_reason = f"round {server_round}: unmasking failed {MAX_ATTEMPTS} times"
+        exchanges = self.exchanges + (self.secure.exchanges if self.secure else 0)
+        seconds = time.perf_counter() - started
+        self._write_line(server_round, "train", seconds, replies, exchanges - exchanges_before)
         return not self.state.stop_reason
 
     def _write_line(
-        self, server_round: int, phase: str, seconds: float, replies: SortedReplies
+        self, server_round: int, phase: str, seconds: float, replies: SortedReplies, exchanges: int
     ) -> None:
-        hospitals = {name: dict(metrics) for name, metrics in replies.evaluation.items()}
-        for name, training in replies.training.items():
-            hospitals.setdefault(name, {})["epsilon"] = training.get("epsilon")
-            hospitals[name]["train_loss"] = training.get("train_loss")
-        line: dict[str, Any] = {
-            "round": server_round,
-            "phase": phase,
-            "seconds": round(seconds, 4),
-            "hospitals": hospitals,
-        }
-        line["global"] = weighted_means(
-            {
-                n: {k: v for k, v in m.items() if k not in {"epsilon", "train_loss"}}
-                for n, m in replies.evaluation.items()
-            }
-        )
-        skipped = {
-            name: f"{o.code}: {o.message}" for name, o in replies.refused.items()
-        } | replies.failed
-        if skipped:
-            line["skipped"] = skipped
-        if self.state.stop_reason:
-            line["stopped"] = self.state.stop_reason
+        line = round_line(server_round, phase, seconds, replies, exchanges, self.state.stop_reason)
         self.run_dir.append_metrics(line)
         self.on_round(line)
 
@@ -164,11 +151,10 @@ class Federation:
             Message(content=content, dst_node_id=node, message_type=MessageType.EVALUATE)
             for node in sorted(self.grid.get_node_ids())
         ]
-        replies = sort_replies(
-            list(self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)),
-            self.arrays,
-        )
-        self._write_line(last_round, "final", time.perf_counter() - started, replies)
+        self.exchanges += 1
+        sent = self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)
+        replies = sort_replies(list(sent), self.arrays)
+        self._write_line(last_round, "final", time.perf_counter() - started, replies, 1)
 
     def start(self, expected_hospitals: int) -> FederationState:
         """Run every round (or until too few hospitals remain), then score the final model."""
@@ -178,6 +164,11 @@ class Federation:
             self.run.strategy.min_hospitals,
             self.run.strategy.timeout_s,
         )
+        if self.run.secure_aggregation.enabled:
+            nodes = sorted(self.grid.get_node_ids())
+            config, timeout_s = self.run.secure_aggregation, self.run.strategy.timeout_s
+            self.secure = SecureAggregator(self.grid, config, self.run_id, timeout_s)
+            self.secure.setup(nodes)
         self.run_dir.save_checkpoint(0, arrays_to_state(self.arrays))
         last_round = 0
         for server_round in range(1, self.run.rounds + 1):

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from flwr.app import ArrayRecord, Message, MessageType, Metadata, MetricRecord, RecordDict
 
-from medfed.shared.protocol import ARRAYS, EVALUATION, OUTCOME, TRAIN_METRICS, WEIGHT_KEY, Outcome
+from medfed.shared.protocol import (
+    ARRAYS,
+    EVALUATION,
+    OUTCOME,
+    SECAGG_UPLOAD,
+    TRAIN_METRICS,
+    WEIGHT_KEY,
+    Outcome,
+)
 
 
 @dataclass
@@ -22,6 +30,7 @@ class SortedReplies:
     training_refused: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
+    uploads: dict[int, RecordDict] = field(default_factory=dict)  # masked (secure aggregation)
 
 
 def as_reply(content: RecordDict, node: int, run_id: int = 0) -> Message:
@@ -79,9 +88,13 @@ def sort_replies(replies: list[Message], reference: ArrayRecord) -> SortedReplie
             continue
         if EVALUATION in content.metric_records:
             result.evaluation[outcome.hospital] = dict(content.metric_records[EVALUATION])
+        training = dict(content.metric_records.get(TRAIN_METRICS, MetricRecord()))
+        if SECAGG_UPLOAD in content.config_records:
+            result.uploads[node] = content
+            result.training[outcome.hospital] = training
+            continue
         if ARRAYS not in content.array_records:
             continue  # evaluate-only reply
-        training = dict(content.metric_records.get(TRAIN_METRICS, MetricRecord()))
         problem = update_problem(content.array_records[ARRAYS], reference)
         if problem is None and training.get(WEIGHT_KEY, 0) <= 0:
             problem = f"its '{WEIGHT_KEY}' is not positive"

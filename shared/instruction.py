@@ -37,6 +37,7 @@ class RoundInstruction(BaseModel):
     target_epsilon: float = Field(gt=0, alias="privacy.target_epsilon")
     max_grad_norm: float = Field(gt=0, alias="privacy.max_grad_norm")
     proximal_mu: float = Field(default=0.0, ge=0, alias="proximal-mu")
+    secagg_attempt: int = Field(default=0, ge=0, le=1000, alias="secagg-attempt")
 
     @classmethod
     def from_record(cls, record: ConfigRecord) -> RoundInstruction:

@@ -21,6 +21,10 @@ TRAIN_METRICS = "train_metrics"
 EVALUATION = "evaluation"
 OUTCOME = "outcome"
 WEIGHT_KEY = "num-examples"  # Flower strategies weight replies by this metric
+# Secure aggregation: the roster rides on training messages, the masked upload on replies,
+# setup and unmask are query messages.
+SECAGG_ROSTER, SECAGG_UPLOAD = "secagg.roster", "secagg.upload"
+SECAGG_SETUP, SECAGG_UNMASK = "secagg.setup", "secagg.unmask"
 
 REFUSALS = (PrivacyBudgetExceeded, PolicyViolation)
 

@@ -40,4 +40,5 @@ def settings_for(run: RunConfig, name: str, ledger_dir: Path) -> HospitalSetting
         accountant=privacy.accountant,
         privacy_enabled=privacy.enabled,
         device=run.training.device,
+        secure_aggregation=run.secure_aggregation,
     )

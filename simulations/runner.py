@@ -10,7 +10,7 @@ from medfed.server.run_dir import RunDirectory
 from medfed.server.server_app import build_server_app
 from medfed.shared.config.models import RunConfig
 from medfed.shared.data import HospitalData, load_federation
-from medfed.shared.errors import ConfigError
+from medfed.shared.errors import ConfigError, SecureAggregationError
 from medfed.shared.models import build_model
 from medfed.simulations.hospitals import SimulatedHospitals
 
@@ -29,6 +29,13 @@ def check_federation(run: RunConfig) -> list[HospitalData]:
             f"{len(hospitals)} hospital(s) (lower min_hospitals or add hospitals)"
         )
     build_model(run.model, hospitals[0].input_shape, hospitals[0].num_classes)
+    if run.secure_aggregation.enabled:
+        try:
+            run.secure_aggregation.check_for(len(hospitals))
+        except SecureAggregationError as error:
+            raise ConfigError(
+                f"secure_aggregation: {error} (or set secure_aggregation.enabled = false)"
+            ) from None
     return hospitals
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from medfed.shared.secagg.config import SecureAggregationConfig
+
 
 class StrictModel(BaseModel):
     """Unknown keys are errors; values are validated on assignment too."""
@@ -96,6 +98,8 @@ class SimulationConfig(StrictModel):
 
 
 class RunConfig(StrictModel):
+    """A whole run; `secure_aggregation` is SecAgg+ (on unless `enabled = false`)."""
+
     name: str = "medfed"
     seed: int = 0
     rounds: int = Field(default=5, ge=1)
@@ -105,3 +109,4 @@ class RunConfig(StrictModel):
     privacy: PrivacyConfig = PrivacyConfig()
     strategy: StrategyConfig = StrategyConfig()
     simulation: SimulationConfig = SimulationConfig()
+    secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()

@@ -1,0 +1,104 @@
+"""Find each hospital's ledger in RUN_DIR/ledgers and audit it from its entries alone."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from medfed.server.report.schema import LedgerAudit
+from medfed.shared.errors import MedfedError
+from medfed.shared.privacy.ledger import read_entries
+from medfed.shared.privacy.verify import ledger_epsilon, trusted_key_for, verify_ledger
+
+
+def ledger_stem(hospital: str) -> str:
+    """The file-system-safe ledger name the simulator uses (`VA Long Beach` → `VA_Long_Beach`)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in hospital)
+
+
+def _header(path: Path) -> dict[str, Any]:
+    """Line 1 of a ledger if it is a JSON object, else {} (verification reports why)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            header = json.loads(handle.readline())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
+def find_ledgers(
+    ledger_dir: Path, hospitals: list[str]
+) -> tuple[dict[str, Path], list[tuple[str, Path]]]:
+    """Ledger path per hospital name (by the header's `hospital`, else by file name), and the
+    ledgers left over because another one already claims the same hospital.
+
+    Ledgers that belong to none of `hospitals` are returned under their header name (or stem).
+    """
+    claims: dict[str, list[Path]] = {}
+    by_stem = {ledger_stem(name): name for name in hospitals}
+    for path in sorted(ledger_dir.glob("*.jsonl")) if ledger_dir.is_dir() else []:
+        name = str(_header(path).get("hospital") or by_stem.get(path.stem, path.stem))
+        claims.setdefault(name, []).append(path)
+    chosen, extra = {}, []
+    for name, paths in claims.items():
+        paths.sort(key=lambda path: path.stem != ledger_stem(name))  # the expected file first
+        chosen[name] = paths[0]
+        extra += [(name, path) for path in paths[1:]]
+    return chosen, extra
+
+
+def key_fingerprint(public_key: str) -> str:
+    """Hex SHA-256 of the raw Ed25519 key bytes ('' when the text is not base64)."""
+    try:
+        raw = base64.b64decode(public_key.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return hashlib.sha256(raw).hexdigest() if raw else ""
+
+
+def _round_entries(path: Path) -> list[dict[str, Any]]:
+    try:
+        entries = read_entries(path)
+    except (MedfedError, OSError, UnicodeDecodeError):
+        return []
+    return [e for e in entries if isinstance(e, dict) and e.get("type") == "round"]
+
+
+def audit_ledger(
+    path: Path, run_dir: Path, delta: float | None, accountant: str | None
+) -> LedgerAudit:
+    """Verify the chain and signatures (against the pinned key when one lies in
+    `ledgers/keys/`) and recompute ε at `delta` with `accountant` (the ledger's own when None).
+    A ledger that does not verify still has its ε recomputed from the entries as they stand.
+    """
+    trusted = trusted_key_for(path)
+    verdict = verify_ledger(path, trusted)
+    rounds = _round_entries(path)
+    try:
+        epsilon: float | None = ledger_epsilon(path, delta, accountant)
+    except (MedfedError, KeyError, TypeError, ValueError):
+        epsilon = None
+    try:
+        steps: int | None = sum(int(e["steps"]) for e in rounds)
+    except (KeyError, TypeError, ValueError):
+        steps = None
+    public_key = verdict.public_key or str(_header(path).get("public_key", ""))
+    return LedgerAudit(
+        file=str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path),
+        valid=verdict.valid,
+        entries=verdict.entries,
+        round_entries=len(rounds),
+        runs=len({str(e.get("run_id")) for e in rounds}),
+        bad_line=verdict.bad_line,
+        reason=verdict.reason,
+        epsilon=epsilon,
+        steps=steps,
+        public_key=public_key,
+        public_key_sha256=key_fingerprint(public_key),
+        key_pinned=trusted is not None,
+        private_key_present=(path.parent / "keys" / f"{path.stem}.ed25519").exists(),
+    )

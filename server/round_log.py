@@ -1,0 +1,75 @@
+"""What the coordinator writes about a round: the metrics line and the privacy summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medfed.server.replies import SortedReplies
+from medfed.shared.config.models import PrivacyConfig
+from medfed.shared.errors import PrivacyBudgetExceeded
+from medfed.shared.metrics import weighted_means
+
+TRAINING_ONLY = {"epsilon", "train_loss"}
+
+
+def round_line(
+    server_round: int,
+    phase: str,
+    seconds: float,
+    replies: SortedReplies,
+    exchanges: int,
+    stop_reason: str = "",
+) -> dict[str, Any]:
+    """One metrics.jsonl line: per-hospital evaluation (+ ε), weighted means, who was skipped."""
+    hospitals = {name: dict(metrics) for name, metrics in replies.evaluation.items()}
+    for name, training in replies.training.items():
+        hospitals.setdefault(name, {})["epsilon"] = training.get("epsilon")
+        hospitals[name]["train_loss"] = training.get("train_loss")
+    evaluation = {
+        name: {k: v for k, v in metrics.items() if k not in TRAINING_ONLY}
+        for name, metrics in replies.evaluation.items()
+    }
+    line: dict[str, Any] = {
+        "round": server_round,
+        "phase": phase,
+        "seconds": round(seconds, 4),
+        "exchanges": exchanges,
+        "hospitals": hospitals,
+        "global": weighted_means(evaluation),
+    }
+    refused = {name: f"{o.code}: {o.message}" for name, o in replies.refused.items()}
+    if refused | replies.failed:
+        line["skipped"] = refused | replies.failed
+    if stop_reason:
+        line["stopped"] = stop_reason
+    return line
+
+
+def record_privacy(
+    summary: dict[str, dict[str, Any]], replies: SortedReplies, privacy: PrivacyConfig
+) -> None:
+    """Update privacy.json's per-hospital entries from one round's replies (in place)."""
+    for name, training in replies.training.items():
+        entry = summary.setdefault(name, {"status": "active"})
+        entry.setdefault("epsilon_at_run_start", training.get("epsilon_at_run_start"))
+        entry.update(
+            epsilon=training.get("epsilon"),
+            delta=privacy.delta if privacy.enabled else None,
+            target_epsilon=privacy.target_epsilon,
+            max_epsilon=privacy.budget_epsilon,
+            noise_multiplier=training.get("noise_multiplier"),
+            max_grad_norm=privacy.max_grad_norm if privacy.enabled else None,
+            sample_rate=training.get("sample_rate"),
+            steps=int(training.get("total_steps", training.get("steps", 0))),
+            accountant=privacy.accountant if privacy.enabled else None,
+        )
+    for name, outcome in replies.refused.items():
+        entry = summary.setdefault(name, {})
+        is_budget = outcome.code == PrivacyBudgetExceeded.code
+        entry.update(status="exhausted" if is_budget else "refused", reason=outcome.message)
+        spent = replies.training_refused.get(name, {})
+        if "epsilon" in spent:
+            entry.setdefault("epsilon_at_run_start", spent["epsilon"])
+            entry.update(epsilon=spent["epsilon"], max_epsilon=spent.get("max_epsilon"))
+            entry.setdefault("delta", privacy.delta)
+            entry.setdefault("accountant", privacy.accountant)
