@@ -83,7 +83,18 @@ def simulate(
 
         run_dir = run_simulation(run, out, on_round, hospitals)
     console.print(summary_table(run_dir, run))
-    console.print(f"run directory: {out}")
+    console.print(f"run directory: {out}   audit report: {out / 'report.html'}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
+    """(Re)build RUN_DIR/report.html and report.json from the run's files and ledgers."""
+    from medfed.server.report import build_report
+
+    audit = build_report(run_dir)
+    for finding in audit.issues:
+        console.print(f"[yellow]finding:[/yellow] {finding}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {run_dir / 'report.html'} and {run_dir / 'report.json'}")
 
 
 audit = typer.Typer(add_completion=False, help="Verify privacy ledgers and recompute ε from them.")

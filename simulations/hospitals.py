@@ -9,11 +9,7 @@ from flwr.app import Context
 from medfed.client.hospital import HospitalSettings
 from medfed.shared.config.models import RunConfig
 from medfed.shared.data import HospitalData, load_federation
-
-
-def ledger_file_name(hospital: str) -> str:
-    """A file-system-safe ledger name for a hospital (`VA Long Beach` → `VA_Long_Beach`)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in hospital)
+from medfed.shared.privacy.ledger import ledger_file_name
 
 
 class SimulatedHospitals:

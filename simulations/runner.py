@@ -6,6 +6,7 @@ from pathlib import Path
 
 from medfed.client.client_app import build_client_app
 from medfed.server.federation import RoundListener
+from medfed.server.report import build_report
 from medfed.server.run_dir import RunDirectory
 from medfed.server.server_app import build_server_app
 from medfed.shared.config.models import RunConfig
@@ -50,7 +51,9 @@ def simulate(
     input_shape, num_classes = hospitals[0].input_shape, hospitals[0].num_classes
     run_dir = RunDirectory.create(out, run)
     server_app = build_server_app(run, run_dir, input_shape, num_classes, len(hospitals), on_round)
-    ledger_dir = (run.privacy.ledger_dir or out / "ledgers").resolve()
+    # The simulated hospitals' own storage (ledgers + private keys); the run directory gets
+    # copies of the ledgers and public keys only, as a coordinator would be handed them.
+    ledger_dir = (run.privacy.ledger_dir or out / "hospitals").resolve()
     client_app = build_client_app(SimulatedHospitals(run, ledger_dir))
     backend_config = {
         "client_resources": {
@@ -64,4 +67,6 @@ def simulate(
     run_simulation(
         server_app, client_app, num_supernodes=len(hospitals), backend_config=backend_config
     )
+    run_dir.collect_ledgers(ledger_dir)
+    build_report(run_dir.root)
     return run_dir

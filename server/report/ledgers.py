@@ -11,13 +11,8 @@ from typing import Any
 
 from medfed.server.report.schema import LedgerAudit
 from medfed.shared.errors import MedfedError
-from medfed.shared.privacy.ledger import read_entries
+from medfed.shared.privacy.ledger import ledger_file_name, read_entries
 from medfed.shared.privacy.verify import ledger_epsilon, trusted_key_for, verify_ledger
-
-
-def ledger_stem(hospital: str) -> str:
-    """The file-system-safe ledger name the simulator uses (`VA Long Beach` → `VA_Long_Beach`)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in hospital)
 
 
 def _header(path: Path) -> dict[str, Any]:
@@ -39,13 +34,13 @@ def find_ledgers(
     Ledgers that belong to none of `hospitals` are returned under their header name (or stem).
     """
     claims: dict[str, list[Path]] = {}
-    by_stem = {ledger_stem(name): name for name in hospitals}
+    by_stem = {ledger_file_name(name): name for name in hospitals}
     for path in sorted(ledger_dir.glob("*.jsonl")) if ledger_dir.is_dir() else []:
         name = str(_header(path).get("hospital") or by_stem.get(path.stem, path.stem))
         claims.setdefault(name, []).append(path)
     chosen, extra = {}, []
     for name, paths in claims.items():
-        paths.sort(key=lambda path: path.stem != ledger_stem(name))  # the expected file first
+        paths.sort(key=lambda path: path.stem != ledger_file_name(name))  # the expected file first
         chosen[name] = paths[0]
         extra += [(name, path) for path in paths[1:]]
     return chosen, extra

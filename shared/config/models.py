@@ -71,8 +71,8 @@ class PrivacyConfig(StrictModel):
     accountant: Literal["rdp", "prv"] = "rdp"
     ledger_dir: Path | None = Field(
         default=None,
-        description="where hospitals keep their signed ledgers (and keys); default "
-        "RUN_DIR/ledgers. Point several runs at one directory and their spending composes.",
+        description="where simulated hospitals keep their signed ledgers and keys; default "
+        "RUN_DIR/hospitals. Point several runs at one directory and their spending composes.",
     )
 
     @property

@@ -31,11 +31,19 @@ def make_accountant(name: str, history: Sequence[tuple[float, float, int]] = ())
 
 
 def epsilon_of(history: Sequence[tuple[float, float, int]], delta: float, accountant: str) -> float:
-    """ε at `delta` of every step in `history`, composed by the named Opacus accountant."""
-    steps = [entry for entry in history if entry[2] > 0]
-    if not steps:
+    """ε at `delta` of every step in `history`, composed by the named Opacus accountant.
+
+    Steps with the same (σ, q) are pooled first: composition is order-free and the RDP/PRV
+    of n identical steps is Opacus's n-step value, so this is exact and keeps long ledgers fast.
+    """
+    pooled: dict[tuple[float, float], int] = {}
+    for sigma, rate, steps in history:
+        if steps > 0:
+            key = (float(sigma), float(rate))
+            pooled[key] = pooled.get(key, 0) + int(steps)
+    if not pooled:
         return 0.0
-    composed = make_accountant(accountant, steps)
+    composed = make_accountant(accountant, [(s, q, n) for (s, q), n in pooled.items()])
     if isinstance(composed, RDPAccountant):
         return float(composed.get_epsilon(delta=delta, alphas=RDP_ORDERS))
     return float(composed.get_epsilon(delta=delta))

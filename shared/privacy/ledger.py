@@ -43,6 +43,11 @@ ROUND_FIELDS = (
 )
 
 
+def ledger_file_name(hospital: str) -> str:
+    """A file-system-safe ledger name for a hospital (`VA Long Beach` → `VA_Long_Beach`)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in hospital)
+
+
 def canonical(entry: dict[str, Any]) -> bytes:
     """The bytes that are hashed: sorted keys, no spaces, without `hash`/`signature`."""
     body = {k: v for k, v in entry.items() if k not in {"hash", "signature"}}

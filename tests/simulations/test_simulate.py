@@ -79,3 +79,64 @@ def test_same_seed_reproduces_the_run(tmp_path):
     first = torch.load(tmp_path / "a" / "model.pt")
     second = torch.load(tmp_path / "b" / "model.pt")
     assert all(torch.allclose(first[k], second[k], atol=1e-6) for k in first)
+
+
+@pytest.mark.slow
+def test_secure_aggregation_matches_plaintext_with_one_extra_exchange(tmp_path):
+    _simulate("heart_disease.toml", tmp_path / "secure", "rounds=2")
+    _simulate(
+        "heart_disease.toml", tmp_path / "plain", "rounds=2", "secure_aggregation.enabled=false"
+    )
+    secure, plain = (torch.load(tmp_path / name / "model.pt") for name in ("secure", "plain"))
+    # Same seeds → same local training; only SecAgg's fixed-point quantisation differs.
+    bound = 2 * 8.0 / 2**24 * 2  # clipping_range / 2^(bits-1) per round, two rounds
+    for key in plain:
+        assert torch.allclose(secure[key], plain[key], atol=bound)
+    exchanges = {
+        name: [
+            json.loads(line)["exchanges"]
+            for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        ]
+        for name in ("secure", "plain")
+    }
+    assert exchanges == {"secure": [2, 2, 1], "plain": [1, 1, 1]}
+
+
+@pytest.mark.slow
+def test_demo_twice_on_one_ledger_directory_continues_then_refuses(tmp_path):
+    ledgers = tmp_path / "hospital-storage"
+    _simulate("heart_disease.toml", tmp_path / "first", f"privacy.ledger_dir='{ledgers}'")
+    _simulate("heart_disease.toml", tmp_path / "second", f"privacy.ledger_dir='{ledgers}'")
+    first = json.loads((tmp_path / "first" / "privacy.json").read_text())
+    second = json.loads((tmp_path / "second" / "privacy.json").read_text())
+    for name, entry in second.items():
+        assert entry["status"] == "exhausted"
+        assert entry["epsilon_at_run_start"] == pytest.approx(first[name]["epsilon"], abs=1e-12)
+        assert entry["epsilon"] <= 1.0
+    lines = [
+        json.loads(line)
+        for line in (tmp_path / "second" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert "fewer than strategy.min_hospitals" in lines[0]["stopped"]
+    report = json.loads((tmp_path / "second" / "report.json").read_text())
+    assert {h["name"]: h["status"] for h in report["hospitals"]} == {n: "exhausted" for n in second}
+
+
+@pytest.mark.slow
+def test_demo_report_numbers_match_privacy_json_and_audit_epsilon(tmp_path):
+    out = tmp_path / "run"
+    _simulate("heart_disease.toml", out, "rounds=2")
+    privacy = json.loads((out / "privacy.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    for hospital in report["hospitals"]:
+        audited = subprocess.run(
+            [*MEDFED, "audit", "epsilon", str(out / hospital["ledger"]["file"])],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert audited.returncode == 0, audited.stderr
+        assert hospital["epsilon"] == pytest.approx(privacy[hospital["name"]]["epsilon"], abs=1e-6)
+        assert float(audited.stdout) == pytest.approx(hospital["epsilon"], abs=1e-6)
+    assert "report.html" in {p.name for p in out.iterdir()}
