@@ -31,7 +31,7 @@ class RoundInstruction(BaseModel):
     optimizer: Literal["sgd", "adam"] = Field(alias="training.optimizer")
     momentum: float = Field(ge=0, lt=1, alias="training.momentum")
     class_weighted: bool = Field(alias="training.class_weighted")
-    grad_sample_mode: Literal["auto", "hooks", "functorch", "ew", "ghost"] = Field(
+    grad_sample_mode: Literal["auto", "hooks", "ghost"] = Field(
         alias="training.grad_sample_mode"
     )
     target_epsilon: float = Field(gt=0, alias="privacy.target_epsilon")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from flwr.app import Context
 
 from medfed.client.hospital import HospitalSettings
@@ -20,6 +21,8 @@ class SimulatedHospitals:
         self.run, self.ledger_dir = run, ledger_dir
 
     def __call__(self, context: Context) -> tuple[HospitalData, HospitalSettings]:
+        # One worker per simulated hospital: torch must not oversubscribe the cores it shares.
+        torch.set_num_threads(max(1, int(self.run.simulation.cpus_per_hospital)))
         hospitals = load_federation(self.run.data, self.run.seed)
         data = hospitals[int(context.node_config["partition-id"])]
         return data, settings_for(self.run, data.name, self.ledger_dir)

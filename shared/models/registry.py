@@ -1,4 +1,9 @@
-"""Models by name, each with the Opacus grad-sample mode that is fastest for it on CPU."""
+"""Models by name, each with the Opacus grad-sample mode medfed uses for it by default.
+
+Dense models use ghost clipping: on a 1M-parameter MLP it is ~20× faster than per-sample
+hooks on CPU (and within ~10% of hooks on tiny ones); conv and recurrent models use hooks,
+the fastest mode that survives empty Poisson batches (docs/benchmarks.md, DP cost).
+"""
 
 from __future__ import annotations
 

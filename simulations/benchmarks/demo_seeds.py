@@ -34,7 +34,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/heart_disease.toml"))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one seed (a smoke run)")
     args = parser.parse_args()
+    if args.quick:
+        args.seeds = 1
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for seed in range(args.seeds):

@@ -67,3 +67,9 @@ def test_shipped_configs_load(name):
     from pathlib import Path
 
     load_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.toml", environ={})
+
+
+@pytest.mark.parametrize("mode", ["ew", "functorch"])
+def test_grad_sample_modes_that_crash_on_empty_batches_are_rejected(config_file, mode):
+    with pytest.raises(ConfigError, match="training.grad_sample_mode"):
+        load_config(config_file, [f"training.grad_sample_mode={mode}"], environ={})

@@ -1,0 +1,86 @@
+"""The benchmark scripts run (`--quick`) and print the tables they promise."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medfed.shared.models import MODELS
+from medfed.simulations.benchmarks.run_all import benchmarks
+
+ROOT = Path(__file__).resolve().parents[2]
+MEAN_STD = re.compile(r"^(\d+\.\d+) ± (\d+\.\d+)$")
+
+
+def _quick(name):
+    command = [sys.executable, "-m", f"medfed.simulations.benchmarks.{name}", "--quick"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    return result.stdout
+
+
+def _tables(stdout):
+    """Every Markdown table in `stdout` as (header cells, [row cells]), separator dropped."""
+    tables, current = [], []
+    for line in [*stdout.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif current:
+            tables.append((current[0], current[2:]))
+            current = []
+    return tables
+
+
+@pytest.mark.slow
+def test_utility_quick_prints_every_row_with_parsable_accuracies():
+    stdout = _quick("utility")
+    (header, rows), (spent_header, spent_rows) = _tables(stdout)
+    assert header == ["setting", "no DP", "ε=1", "FLamby (non-private, published)"]
+    names = [row[0] for row in rows]
+    hospitals = ["Cleveland", "Hungary", "Switzerland", "VA Long Beach", "mean of 4"]
+    assert names == [
+        "pooled",
+        *(f"local: {name}, own test" for name in hospitals),
+        *(f"local: {name}, 4 tests" for name in hospitals),
+        "fedavg",
+        "fedprox",
+        "fedadam",
+    ]
+    for row in rows:
+        for cell in row[1:3]:
+            mean, std = map(float, MEAN_STD.match(cell).groups())
+            assert 0.0 <= mean <= 1.0 and std == 0.0  # one seed
+        assert row[3] == "—" if "own test" in row[0] else 0.5 < float(row[3]) < 0.8
+    assert spent_header == ["setting", "max ε spent, target 1"]
+    assert [row[0] for row in spent_rows] == names
+    assert all(0.9 < float(row[1]) <= 1.0 for row in spent_rows)  # budget used, never exceeded
+    assert re.search(r"at ε=1 ≥ 0\.735: (met|NOT met) \(mean \d\.\d{4}\)", stdout)
+
+
+def test_dp_cost_quick_times_every_model_and_mode():
+    stdout = _quick("dp_cost")
+    (times_header, times), (ratio_header, ratios), (_, summary) = _tables(stdout)[:3]
+    modes = ["hooks", "functorch", "ew", "ghost"]
+    assert times_header == ["model", "batch", "non-private", "plain nn.GRU/LSTM", *modes]
+    assert [(row[0], row[1]) for row in times] == [(name, "64") for name in MODELS]
+    for row in times:
+        float(row[2])
+        assert row[3] == "—" if row[0] not in {"gru", "lstm"} else float(row[3]) > 0
+        for cell in row[4:]:
+            assert cell.startswith("n/a (") or float(cell) > 0
+    assert ratio_header[:6] == ["model", "batch", *modes]
+    for row in ratios:
+        auto = row[ratio_header.index("auto (registry)")]
+        assert auto == MODELS[row[0]].grad_sample_mode
+        for cell in row[2:6]:
+            assert cell == "n/a" or float(cell.rstrip("×")) > 0
+    assert [row[0] for row in summary] == list(MODELS)
+
+
+def test_run_all_finds_every_benchmark_but_itself():
+    names = {benchmark.name for benchmark in benchmarks()}
+    assert {"utility", "dp_cost", "demo_seeds", "secagg_masks"} <= names
+    assert "run_all" not in names
+    assert {b.name for b in benchmarks() if b.takes_quick} >= {"utility", "dp_cost"}
