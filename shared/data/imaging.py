@@ -72,6 +72,6 @@ def synthetic_lesions(
             )
             wobble = 1 + 0.3 * np.sin(3 * angle + rng.uniform(0, 6.3, size=(samples, 1, 1)))
             lesion = (dist < radii[:, None, None] * wobble).astype(np.float32)
-            background += 0.35 * lesion * labels[:, None, None]
+            background += 0.6 * lesion * labels[:, None, None]
     images = np.clip(background, 0, 1)[:, None].repeat(channels, axis=1)
     return images.astype(np.float32), labels
