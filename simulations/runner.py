@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from medfed.client.client_app import build_client_app
@@ -62,6 +63,8 @@ def simulate(
         },
         "init_args": {"log_to_driver": False, "configure_logging": False},
     }
+    # Opt in to Ray's future behaviour for CPU-only workers (it warns on every start otherwise).
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     from flwr.simulation import run_simulation  # heavy (Ray): only when a simulation runs
 
     run_simulation(
