@@ -9,7 +9,7 @@ from medfed.shared.config.models import PrivacyConfig
 from medfed.shared.errors import PrivacyBudgetExceeded
 from medfed.shared.metrics import weighted_means
 
-TRAINING_ONLY = {"epsilon", "train_loss"}
+TRAINING_ONLY = {"epsilon", "train_loss", "train_seconds"}
 
 
 def round_line(
@@ -25,6 +25,7 @@ def round_line(
     for name, training in replies.training.items():
         hospitals.setdefault(name, {})["epsilon"] = training.get("epsilon")
         hospitals[name]["train_loss"] = training.get("train_loss")
+        hospitals[name]["train_seconds"] = training.get("train_seconds")
     evaluation = {
         name: {k: v for k, v in metrics.items() if k not in TRAINING_ONLY}
         for name, metrics in replies.evaluation.items()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flwr.clientapp import ClientApp
+
 from medfed.client.client_app import build_client_app
 from medfed.server.federation import RoundListener
 from medfed.server.report import build_report
@@ -46,8 +48,12 @@ def simulate(
     out: Path,
     on_round: RoundListener | None = None,
     hospitals: list[HospitalData] | None = None,
+    client_app: ClientApp | None = None,
 ) -> RunDirectory:
-    """Run every round of `run` on Flower's simulation engine; returns the run directory."""
+    """Run every round of `run` on Flower's simulation engine; returns the run directory.
+
+    `client_app` replaces medfed's hospital app (the overhead benchmark passes a no-op one).
+    """
     hospitals = hospitals if hospitals is not None else check_federation(run)
     input_shape, num_classes = hospitals[0].input_shape, hospitals[0].num_classes
     run_dir = RunDirectory.create(out, run)
@@ -55,7 +61,7 @@ def simulate(
     # The simulated hospitals' own storage (ledgers + private keys); the run directory gets
     # copies of the ledgers and public keys only, as a coordinator would be handed them.
     ledger_dir = (run.privacy.ledger_dir or out / "hospitals").resolve()
-    client_app = build_client_app(SimulatedHospitals(run, ledger_dir))
+    client_app = client_app or build_client_app(SimulatedHospitals(run, ledger_dir))
     backend_config = {
         "client_resources": {
             "num_cpus": run.simulation.cpus_per_hospital,
