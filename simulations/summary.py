@@ -6,6 +6,9 @@ from rich.table import Table
 
 from medfed.server.run_dir import RunDirectory
 from medfed.shared.config.models import RunConfig
+from medfed.shared.metrics import weighted_means
+
+METRICS = ("accuracy", "auroc", "sensitivity", "specificity")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -24,7 +27,7 @@ def summary_table(run_dir: RunDirectory, run: RunConfig) -> Table:
     table = Table(title=f"{run.name}: final model, {rounds} round(s)")
     for column in ("hospital", "accuracy", "AUROC", "sens.", "spec.", "ε / budget", "status"):
         table.add_column(column, justify="left" if column in {"hospital", "status"} else "right")
-    names = list(dict.fromkeys([*final["hospitals"], *privacy]))
+    names = sorted({*final["hospitals"], *privacy})
     for name in names:
         metrics, spent = final["hospitals"].get(name, {}), privacy.get(name, {})
         budget = (
@@ -32,39 +35,10 @@ def summary_table(run_dir: RunDirectory, run: RunConfig) -> Table:
             if run.privacy.enabled
             else "no DP"
         )
-        table.add_row(
-            name,
-            _fmt(metrics.get("accuracy")),
-            _fmt(metrics.get("auroc")),
-            _fmt(metrics.get("sensitivity")),
-            _fmt(metrics.get("specificity")),
-            budget,
-            spent.get("status", "—"),
-        )
-    per_hospital = [m for m in final["hospitals"].values()]
-    plain_mean = {
-        key: sum(m[key] for m in per_hospital if key in m)
-        / max(1, sum(key in m for m in per_hospital))
-        for key in ("accuracy", "auroc", "sensitivity", "specificity")
-        if any(key in m for m in per_hospital)
-    }
-    table.add_row(
-        "[bold]mean of hospitals[/bold]",
-        _fmt(plain_mean.get("accuracy")),
-        _fmt(plain_mean.get("auroc")),
-        _fmt(plain_mean.get("sensitivity")),
-        _fmt(plain_mean.get("specificity")),
-        "",
-        "",
-    )
-    overall = final.get("global", {})
-    table.add_row(
-        "[bold]pooled (weighted)[/bold]",
-        _fmt(overall.get("accuracy")),
-        _fmt(overall.get("auroc")),
-        _fmt(overall.get("sensitivity")),
-        _fmt(overall.get("specificity")),
-        "",
-        "",
-    )
+        metric_cells = (_fmt(metrics.get(key)) for key in METRICS)
+        table.add_row(name, *metric_cells, budget, spent.get("status", "—"))
+    equal_weights = weighted_means(final["hospitals"], weight_key="(equal weights)")
+    pooled = final.get("global", {})
+    for label, metrics in (("mean of hospitals", equal_weights), ("pooled (weighted)", pooled)):
+        table.add_row(f"[bold]{label}[/bold]", *(_fmt(metrics.get(k)) for k in METRICS), "", "")
     return table

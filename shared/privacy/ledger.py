@@ -24,9 +24,8 @@ from medfed.shared.errors import LedgerError, MalformedLedgerLine
 from medfed.shared.privacy.accounting import History, epsilon_of
 
 GENESIS = "0" * 64
+# What a round entry records besides seq, time, type, prev_hash, hash and signature.
 ROUND_FIELDS = (
-    "seq",
-    "time",
     "run_id",
     "round",
     "dataset_fingerprint",
@@ -37,9 +36,6 @@ ROUND_FIELDS = (
     "delta",
     "accountant",
     "epsilon_after",
-    "prev_hash",
-    "hash",
-    "signature",
 )
 
 

@@ -10,19 +10,12 @@ from typing import Any
 from medfed.shared.crypto.signing import public_key_from_text, signature_valid
 from medfed.shared.errors import LedgerError, MalformedLedgerLine
 from medfed.shared.privacy.accounting import epsilon_of
-from medfed.shared.privacy.ledger import GENESIS, entry_hash, history_of, read_entries
-
-REQUIRED_ROUND_FIELDS = (
-    "run_id",
-    "round",
-    "dataset_fingerprint",
-    "noise_multiplier",
-    "sample_rate",
-    "steps",
-    "max_grad_norm",
-    "delta",
-    "accountant",
-    "epsilon_after",
+from medfed.shared.privacy.ledger import (
+    GENESIS,
+    ROUND_FIELDS,
+    entry_hash,
+    history_of,
+    read_entries,
 )
 
 
@@ -94,7 +87,7 @@ def verify_entries(
         ):
             return bad("signature does not verify under the ledger's key")
         if index > 0:
-            missing = [f for f in REQUIRED_ROUND_FIELDS if f not in entry]
+            missing = [f for f in ROUND_FIELDS if f not in entry]
             if entry.get("type") != "round" or missing:
                 return bad(f"not a round entry (missing {', '.join(missing) or 'type'})")
             if not check_epsilon:
