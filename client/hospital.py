@@ -5,12 +5,14 @@ Plain functions over plain data, so tests call them without Flower.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from medfed.client.policy import HospitalPolicy, check_instruction, check_noise
 from medfed.client.trainer import LocalTraining, NoiseSettings, poisson_plan, predict, train_locally
 from medfed.shared.config.models import ModelConfig
 from medfed.shared.crypto.signing import load_or_create_signing_key
@@ -38,6 +40,7 @@ class HospitalSettings:
     max_noise_multiplier: float = 20.0
     device: str = "auto"
     secure_aggregation: SecureAggregationConfig = field(default_factory=SecureAggregationConfig)
+    policy: HospitalPolicy | None = None
 
     def torch_device(self) -> torch.device:
         wants_cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
@@ -138,9 +141,12 @@ def train_round(
 
     Raises:
         PrivacyBudgetExceeded: the round would push ε over `settings.max_epsilon`.
+        PolicyViolation: the instruction (or the noise it needs) breaks `settings.policy`.
         LedgerError: the hospital's ledger does not verify.
         ConfigError: the instructed model does not fit this hospital's data.
     """
+    if settings.policy is not None:
+        check_instruction(settings.policy, instruction, settings.name)
     device = settings.torch_device()
     model = model_for(instruction, data, global_state)
     evaluation = evaluate(model, data, device)
@@ -148,6 +154,8 @@ def train_round(
     if settings.privacy_enabled:
         ledger = settings.open_ledger(data.fingerprint)
         noise, round_steps = plan_noise(settings, ledger, instruction, data.num_train)
+        if settings.policy is not None:
+            check_noise(settings.policy, noise.noise_multiplier, settings.name)
         entry = ledger.append_round(
             run_id=instruction.run_id,
             round=instruction.server_round,
@@ -177,6 +185,7 @@ def train_round(
             [instruction.seed, instruction.server_round, int(data.fingerprint[:8], 16)]
         ).generate_state(1)[0]
     )
+    started = time.perf_counter()
     outcome = train_locally(
         model, data.x_train, data.y_train, data.num_classes, training, noise, [], device, seed
     )
@@ -184,6 +193,7 @@ def train_round(
         "num-examples": float(data.num_train),
         "train_loss": outcome.mean_loss,
         "steps": float(outcome.steps),
+        "train_seconds": time.perf_counter() - started,
     }
     if entry is not None and ledger is not None:
         counted = sum(n for _, _, n in outcome.history)  # Opacus's own count of this round

@@ -1,0 +1,209 @@
+"""`medfed-client --config hospital.toml`: check the hospital's setup, then run its SuperNode.
+
+Everything is checked before connecting (each problem one line, exit 2); the SuperNode then
+gets the hospital's data path, ledger directory, budget and policy as its node config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medfed.client.hospital_config import HospitalConfig, load_hospital_config
+from medfed.shared.errors import MedfedError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+RETRY_S = 3.0
+
+
+def problems_of(config: HospitalConfig, source: Path) -> list[str]:
+    """Every problem found before connecting, one line each (empty = ready)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from medfed.client.deployed_app import cached_data
+
+    found = []
+    connection = config.connection
+    if not connection.insecure:
+        certificate = connection.root_certificates
+        if certificate is None or not certificate.is_file():
+            found.append(
+                f"{source}: connection.root_certificates: {certificate} not found (the "
+                "coordinator's ca.crt; or connection.insecure = true for a plaintext test)"
+            )
+        key = connection.private_key
+        if key is None or not key.is_file():
+            found.append(
+                f"{source}: connection.private_key: {key} not found "
+                "(create it with `medfed certs node NAME`)"
+            )
+        else:
+            try:
+                serialization.load_ssh_private_key(key.read_bytes(), password=None)
+            except ValueError as exc:
+                found.append(f"{source}: connection.private_key: {key}: not an OpenSSH key ({exc})")
+    try:
+        cached_data(config.data.dataset, config.data.path, config.name, _cache_dir(config))
+    except MedfedError as error:
+        found.append(f"{source}: {error}")
+    return found
+
+
+def _cache_dir(config: HospitalConfig) -> Path:
+    return config.state_dir / "cache"
+
+
+def node_config_file(config: HospitalConfig) -> Path:
+    """STATE_DIR/node-config.toml: the flat keys `medfed.client.deployed_app` reads."""
+    values = {
+        "name": config.name,
+        "dataset": config.data.dataset,
+        "data-path": str(config.data.path),
+        "cache-dir": str(_cache_dir(config)),
+        "ledger-dir": str(config.privacy.ledger_dir),
+        "max-epsilon": config.privacy.max_epsilon,
+        "delta": config.privacy.delta,
+        "accountant": config.privacy.accountant,
+        "privacy-enabled": config.privacy.enabled,
+        "device": config.device,
+        "threads": config.threads,
+        "policy": config.policy.model_dump_json(),
+        "secure-aggregation": config.secure_aggregation.model_dump_json(),
+    }
+    lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    path = config.state_dir / "node-config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def supernode_command(config: HospitalConfig) -> list[str]:
+    connection = config.connection
+    command = [
+        str(Path(sys.executable).parent / "flower-supernode"),
+        "--superlink",
+        connection.superlink,
+        "--node-config",
+        str(node_config_file(config)),
+        "--port",
+        str(connection.clientappio_port),
+    ]
+    if connection.max_wait_s is not None:
+        command += ["--max-wait-time", str(connection.max_wait_s)]
+    if connection.insecure:
+        return [*command, "--insecure"]
+    return [
+        *command,
+        "--root-certificates",
+        str(connection.root_certificates),
+        "--auth-supernode-private-key",
+        str(connection.private_key),
+    ]
+
+
+@app.command()
+def start(
+    config: Annotated[Path, typer.Option("--config", help="the hospital's hospital.toml")],
+    check: Annotated[bool, typer.Option("--check", help="validate only; do not connect")] = False,
+) -> None:
+    """Check the hospital's config and data, then run its Flower SuperNode until stopped."""
+    hospital = load_hospital_config(config)
+    found = problems_of(hospital, config)
+    if found:
+        for line in found:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"hospital '{hospital.name}': config and data OK")
+    if check:
+        return
+    if hospital.connection.insecure:
+        typer.echo("WARNING: connection.insecure = true: plaintext, unauthenticated", err=True)
+    environment = dict(os.environ)
+    environment["FLWR_HOME"] = str(hospital.state_dir / "flwr")
+    # Flower's documented SuperExec knob: look for work every 0.2 s instead of every 1 s.
+    environment.setdefault("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", "0.2")
+    # The SuperNode starts `flower-superexec` by name: it must find this environment's copy.
+    bin_dir = str(Path(sys.executable).parent)
+    environment["PATH"] = os.pathsep.join([bin_dir, environment.get("PATH", "")])
+    log_path = hospital.state_dir / "supernode.log"
+    typer.echo(f"SuperNode connecting to {hospital.connection.superlink}; log: {log_path}")
+    code = _run_supernode(hospital, environment, log_path)
+    if code != 0:
+        typer.echo(
+            f"error: the SuperNode exited with {code} (coordinator unreachable, TLS mismatch "
+            f"or this hospital's key not registered); see {log_path}",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def _run_supernode(hospital: HospitalConfig, environment: dict[str, str], log_path: Path) -> int:
+    """Run the SuperNode; restart it when it fails (the coordinator may not have registered
+    this hospital yet) until `connection.max_wait_s` has passed. Returns the last exit code."""
+    max_wait_s = hospital.connection.max_wait_s
+    deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
+    node = None
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # the `finally` below stops the SuperNode's group
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            with log_path.open("ab") as log:
+                node = subprocess.Popen(
+                    supernode_command(hospital),
+                    env=environment,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            code = node.wait()
+            if code == 0 or (deadline is not None and time.monotonic() > deadline):
+                return code
+            typer.echo(f"SuperNode exited with {code}; retrying in {RETRY_S:.0f} s", err=True)
+            time.sleep(RETRY_S)
+    finally:
+        if node is not None:
+            _stop_group(node)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """Stop the SuperNode and the ClientApp processes it started (its process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def main() -> None:
+    """Console entry point: user errors exit 2 with one line, anything else exits 1."""
+    try:
+        code = app(standalone_mode=False)
+    except MedfedError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from None
+    except (typer.Exit, SystemExit) as done:
+        raise SystemExit(getattr(done, "exit_code", getattr(done, "code", 0))) from None
+    except Exception as error:  # click usage errors carry their own exit code
+        exit_code = getattr(error, "exit_code", None)
+        if exit_code is None:
+            typer.echo(f"internal error: {type(error).__name__}: {error}", err=True)
+            raise SystemExit(1) from None
+        if hasattr(error, "show"):
+            error.show()
+        raise SystemExit(exit_code) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

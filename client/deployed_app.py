@@ -1,0 +1,138 @@
+"""The hospital's ClientApp as a deployed SuperNode runs it (`medfed.client.deployed_app:app`).
+
+The SuperNode starts a fresh process per message, so this module imports little, and the
+hospital's data is preprocessed once and cached on disk under the dataset's fingerprint
+(the file's SHA-256): a changed file is a new cache entry, never a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from flwr.app import Context
+
+from medfed.client.client_app import build_client_app
+from medfed.client.hospital import HospitalSettings
+from medfed.client.policy import HospitalPolicy
+from medfed.shared.data.base import HospitalData
+from medfed.shared.errors import ConfigError, DataError
+
+CACHE_VERSION = "1"  # bump when preprocessing changes
+
+
+def file_fingerprint(path: Path) -> str:
+    """SHA-256 of the file's bytes (names the cache entry)."""
+    digest = hashlib.sha256(CACHE_VERSION.encode())
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def preprocess(dataset: str, data_path: Path, name: str) -> HospitalData:
+    """Read and split the hospital's own file (the simulation's loaders, one hospital).
+
+    Raises:
+        DataError: unreadable data, or a file holding several hospitals.
+    """
+    from medfed.shared.config.models import DataConfig
+    from medfed.shared.data import load_federation
+
+    if not data_path.is_file():
+        raise DataError(f"data.path: {data_path} not found (point it at this hospital's CSV)")
+    config = DataConfig(dataset=dataset, path=data_path, partition="natural")
+    hospitals = load_federation(config, 0)
+    if len(hospitals) != 1:
+        names = ", ".join(h.name for h in hospitals)
+        raise DataError(
+            f"data.path: {data_path} holds {len(hospitals)} hospitals ({names}); "
+            "give this hospital a file with its own patients only"
+        )
+    only = hospitals[0]
+    return HospitalData(
+        name, only.x_train, only.y_train, only.x_test, only.y_test, only.num_classes
+    )
+
+
+def cached_data(dataset: str, data_path: Path, name: str, cache_dir: Path) -> HospitalData:
+    """The preprocessed data, from CACHE_DIR/<sha256>.pkl when present (written atomically).
+
+    Raises:
+        DataError: the file is missing or unusable.
+    """
+    if not data_path.is_file():
+        raise DataError(f"data.path: {data_path} not found (point it at this hospital's CSV)")
+    cache_path = cache_dir / f"{file_fingerprint(data_path)}.pkl"
+    if cache_path.is_file():
+        with cache_path.open("rb") as handle:
+            cached = pickle.load(handle)  # our own file, in the hospital's private state dir
+        if isinstance(cached, HospitalData) and cached.name == name:
+            return cached
+    data = preprocess(dataset, data_path, name)
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = cache_path.with_suffix(f".{os.getpid()}.tmp")
+    with temporary.open("wb") as handle:
+        pickle.dump(data, handle)
+    os.replace(temporary, cache_path)
+    return data
+
+
+def _required(node_config: dict[str, Any], key: str) -> str:
+    if key not in node_config:
+        raise ConfigError(f"SuperNode --node-config lacks '{key}' (start it with medfed-client)")
+    return str(node_config[key])
+
+
+def settings_from_node_config(node_config: dict[str, Any]) -> HospitalSettings:
+    """The hospital's own settings as `medfed-client` passed them in --node-config."""
+    from medfed.shared.secagg.config import SecureAggregationConfig
+
+    ledger_dir = Path(_required(node_config, "ledger-dir"))
+    name = _required(node_config, "name")
+    policy_text = str(node_config.get("policy", "{}"))
+    return HospitalSettings(
+        name=name,
+        max_epsilon=float(_required(node_config, "max-epsilon")),
+        ledger_path=ledger_dir / f"{_ledger_stem(name)}.jsonl",
+        key_dir=ledger_dir / "keys",
+        delta=float(node_config.get("delta", 1e-5)),
+        accountant=str(node_config.get("accountant", "rdp")),
+        privacy_enabled=bool(node_config.get("privacy-enabled", True)),
+        device=str(node_config.get("device", "cpu")),
+        secure_aggregation=SecureAggregationConfig.model_validate(
+            json.loads(str(node_config.get("secure-aggregation", "{}")))
+        ),
+        policy=HospitalPolicy.model_validate(json.loads(policy_text)),
+    )
+
+
+def _ledger_stem(name: str) -> str:
+    from medfed.shared.privacy.ledger import ledger_file_name
+
+    return ledger_file_name(name)
+
+
+class NodeHospital:
+    """Loader for `build_client_app`: settings and cached data from the node's config."""
+
+    def __call__(self, context: Context) -> tuple[HospitalData, HospitalSettings]:
+        import torch
+
+        torch.set_num_threads(int(context.node_config.get("threads", 1)))
+        node_config = dict(context.node_config)
+        settings = settings_from_node_config(node_config)
+        data = cached_data(
+            str(node_config.get("dataset", "heart_disease")),
+            Path(_required(node_config, "data-path")),
+            settings.name,
+            Path(_required(node_config, "cache-dir")),
+        )
+        return data, settings
+
+
+app = build_client_app(NodeHospital())

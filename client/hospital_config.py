@@ -1,0 +1,96 @@
+"""hospital.toml: who the hospital is, where the coordinator is, its data, budget and policy.
+
+Relative paths are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medfed.client.policy import HospitalPolicy
+from medfed.shared.errors import ConfigError
+from medfed.shared.secagg.config import SecureAggregationConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConnectionConfig(_Strict):
+    superlink: str = Field(description="coordinator address host:port")
+    root_certificates: Path | None = Field(default=None, description="the federation's ca.crt")
+    private_key: Path | None = Field(default=None, description="this hospital's node key")
+    insecure: bool = False
+    clientappio_port: int = Field(default=9094, ge=1, le=65535)
+    max_wait_s: float | None = Field(
+        default=None, gt=0, description="give up when the coordinator is unreachable this long"
+    )
+
+
+class HospitalDataConfig(_Strict):
+    dataset: Literal["heart_disease", "sequences"] = "heart_disease"
+    path: Path
+
+
+class HospitalPrivacyConfig(_Strict):
+    enabled: bool = True
+    max_epsilon: float = Field(gt=0, description="lifetime budget for this dataset")
+    delta: float = Field(default=1e-5, gt=0, lt=1)
+    accountant: Literal["rdp", "prv"] = "rdp"
+    ledger_dir: Path = Path("ledger")
+
+
+class HospitalConfig(_Strict):
+    name: str = Field(min_length=1)
+    state_dir: Path = Path("state")
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    threads: int = Field(default=1, ge=1)
+    connection: ConnectionConfig
+    data: HospitalDataConfig
+    privacy: HospitalPrivacyConfig
+    policy: HospitalPolicy = HospitalPolicy()
+    secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()
+
+
+def _absolute(path: Path | None, base: Path) -> Path | None:
+    return None if path is None else (base / path.expanduser()).resolve()
+
+
+def load_hospital_config(path: Path) -> HospitalConfig:
+    """Read hospital.toml; relative paths are relative to its folder.
+
+    Raises:
+        ConfigError: missing file, bad TOML, unknown key or bad value (named).
+    """
+    if not path.is_file():
+        raise ConfigError(f"{path}: hospital config not found (see configs/hospital.example.toml)")
+    try:
+        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        config = HospitalConfig.model_validate(tree)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+    base = path.resolve().parent
+    connection = config.connection.model_copy(
+        update={
+            "root_certificates": _absolute(config.connection.root_certificates, base),
+            "private_key": _absolute(config.connection.private_key, base),
+        }
+    )
+    return config.model_copy(
+        update={
+            "state_dir": _absolute(config.state_dir, base),
+            "connection": connection,
+            "data": config.data.model_copy(update={"path": _absolute(config.data.path, base)}),
+            "privacy": config.privacy.model_copy(
+                update={"ledger_dir": _absolute(config.privacy.ledger_dir, base)}
+            ),
+        }
+    )

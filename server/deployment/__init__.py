@@ -1,0 +1,1 @@
+"""The coordinator's deployment: federation.toml, the SuperLink process, run submission."""

@@ -1,0 +1,177 @@
+"""Seconds per round of a deployed federation (SuperLink + 3 SuperNodes, TLS + node auth).
+
+Runs, in one go on 127.0.0.1: the real DP ClientApp with secure aggregation off and on, and a
+no-op ClientApp (echoes the model, imports only Flower) on the same runtime: the floor that
+Flower's process-per-message SuperNode sets. Prints a markdown table.
+
+    python -m medfed.simulations.benchmarks.deployment_rounds [--rounds 3] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+BIN = Path(sys.executable).parent
+HOSPITALS = {"Cleveland": "Cleveland", "Hungary": "Hungary", "VA": "VA Long Beach"}
+NOOP_APP = "medfed.simulations.benchmarks.deployment_rounds:noop_app"
+
+noop_app = ClientApp()
+
+
+@noop_app.train()
+def _echo(msg: Message, context: Context) -> Message:
+    """Reply with the received model unchanged: no torch, no data, no DP."""
+    name = f"node-{context.node_id}"
+    outcome = ConfigRecord({"hospital": name, "status": "ok", "code": "", "message": ""})
+    content = RecordDict(
+        {
+            "outcome": outcome,
+            "arrays": msg.content.array_records["arrays"],
+            "train_metrics": MetricRecord({"num-examples": 1.0}),
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
+@noop_app.evaluate()
+def _score(msg: Message, context: Context) -> Message:
+    outcome = ConfigRecord(
+        {"hospital": f"node-{context.node_id}", "status": "ok", "code": "", "message": ""}
+    )
+    return Message(RecordDict({"outcome": outcome}), reply_to=msg)
+
+
+def _port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _run(argv: list[str], cwd: Path) -> None:
+    subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=cwd, check=True, capture_output=True)
+
+
+def prepare(root: Path) -> None:
+    """Certificates, node keys and one heart-disease CSV per hospital."""
+    import pandas as pd
+
+    from medfed.shared.data.heart_disease import packaged_csv
+
+    _run(["medfed", "certs", "init", "--out", "certs"], root)
+    _run(["medfed", "certs", "server", "--ca", "certs", "--name", "127.0.0.1"], root)
+    frame = pd.read_csv(packaged_csv())
+    for short, name in HOSPITALS.items():
+        _run(["medfed", "certs", "node", short, "--out", "certs/nodes"], root)
+        frame[frame["dataset"] == name].to_csv(root / f"{short}.csv", index=False)
+
+
+def write_configs(root: Path, rounds: int, secure: bool, port: int) -> None:
+    hospitals = "".join(
+        f'\n[[deployment.hospitals]]\nname = "{h}"\npublic_key = "certs/nodes/{h}.pub"\n'
+        for h in HOSPITALS
+    )
+    (root / "federation.toml").write_text(
+        f'name = "bench"\nrounds = {rounds}\n[model]\nname = "logistic"\n'
+        '[training]\nbatch_size = 256\nlearning_rate = 2.0\ndevice = "cpu"\n'
+        "[strategy]\nmin_hospitals = 3\ntimeout_s = 300\n"
+        f"[secure_aggregation]\nenabled = {'true' if secure else 'false'}\n"
+        f'[deployment]\naddress = "127.0.0.1:{port}"\nca_certificate = "certs/ca.crt"\n'
+        'server_certificate = "certs/server.crt"\nserver_key = "certs/server.key"\n' + hospitals
+    )
+    for h in HOSPITALS:
+        (root / f"{h}.toml").write_text(
+            f'name = "{h}"\nstate_dir = "state/{h}"\n[connection]\n'
+            f'superlink = "127.0.0.1:{port}"\nroot_certificates = "certs/ca.crt"\n'
+            f'private_key = "certs/nodes/{h}"\nclientappio_port = {_port()}\n'
+            f'[data]\npath = "{h}.csv"\n[privacy]\nmax_epsilon = 1000.0\n'
+            f'ledger_dir = "state/{h}/ledger"\n'
+        )
+
+
+def _start(argv: list[str], cwd: Path, log: str) -> subprocess.Popen:
+    with (cwd / log).open("ab") as handle:
+        return subprocess.Popen(
+            [str(BIN / argv[0]), *argv[1:]],
+            cwd=cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def measure(root: Path, label: str, rounds: int, secure: bool, clientapp: str | None) -> dict:
+    """One federation run; seconds per training round as the coordinator measured them."""
+    write_configs(root, rounds, secure, _port())
+    out = root / f"run-{label}"
+    server_argv = ["medfed-server", "--config", "federation.toml", "--out", str(out)]
+    if clientapp:
+        server_argv += ["--clientapp", clientapp]
+    server = _start(server_argv, root, f"server-{label}.out")
+    clients = [
+        _start(["medfed-client", "--config", f"{h}.toml"], root, f"{h}-{label}.out")
+        for h in HOSPITALS
+    ]
+    try:
+        server.wait(timeout=900)
+    finally:
+        for process in [*clients, server]:
+            _stop(process)
+    lines = [json.loads(t) for t in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [line["seconds"] for line in lines if line["phase"] == "train"]
+    steady = train[1:] or train  # round 1 includes the hospitals' cold start
+    return {
+        "label": label,
+        "rounds": len(train),
+        "first": train[0],
+        "steady": sum(steady) / len(steady),
+        "exchanges": lines[-2]["exchanges"] if len(lines) > 1 else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    root = args.out or Path(tempfile.mkdtemp(prefix="medfed-deploy-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    prepare(root)
+    started = time.perf_counter()
+    results = [
+        measure(root, "no-op ClientApp (floor)", args.rounds, False, NOOP_APP),
+        measure(root, "DP ClientApp, secure aggregation off", args.rounds, False, None),
+        measure(root, "DP ClientApp, secure aggregation on", args.rounds, True, None),
+    ]
+    print(f"\n3 hospitals, TLS + node auth, 127.0.0.1, {os.cpu_count()} CPUs, {args.rounds} rounds")
+    print("| ClientApp | round 1 (s) | later rounds, mean (s/round) | exchanges/round |")
+    print("|---|---|---|---|")
+    for r in results:
+        print(f"| {r['label']} | {r['first']:.1f} | {r['steady']:.1f} | {r['exchanges']} |")
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; files in {root}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+from pathlib import Path
+
+from medfed.client.hospital_config import load_hospital_config
+from medfed.server.deployment.config import load_federation_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_example_federation_config_loads():
+    federation = load_federation_config(CONFIGS / "federation.example.toml")
+    assert [h.name for h in federation.deployment.hospitals] == ["Cleveland", "Hungary", "VA"]
+    assert federation.deployment.ca_certificate == (CONFIGS / "certs" / "ca.crt").resolve()
+    assert federation.run.secure_aggregation.enabled is False
+
+
+def test_example_hospital_config_loads_with_its_policy():
+    hospital = load_hospital_config(CONFIGS / "hospital.example.toml")
+    assert hospital.policy.allowed_models == ("logistic",)
+    assert hospital.data.path == (CONFIGS / "Cleveland.csv").resolve()
+
+
+def test_unknown_deployment_key_names_the_key(tmp_path):
+    import pytest
+
+    from medfed.shared.errors import ConfigError
+
+    path = tmp_path / "federation.toml"
+    path.write_text("[deployment]\nadress = '127.0.0.1:1'\n")
+    with pytest.raises(ConfigError, match="deployment.adress"):
+        load_federation_config(path)
