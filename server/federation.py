@@ -63,12 +63,13 @@ class Federation:
         initial: ArrayRecord,
         run_dir: RunDirectory,
         on_round: RoundListener | None = None,
+        run_id: str | None = None,
     ):
         self.grid, self.run, self.arrays, self.run_dir = grid, run, initial, run_dir
         self.on_round = on_round or (lambda line: None)
         self.strategy = build_strategy(run.strategy)
         self.state = FederationState()
-        self.run_id = uuid.uuid4().hex
+        self.run_id = run_id or uuid.uuid4().hex
         self.secure: SecureAggregator | None = None
         self.exchanges = 0
 
@@ -156,8 +157,9 @@ class Federation:
         replies = sort_replies(list(sent), self.arrays)
         self._write_line(last_round, "final", time.perf_counter() - started, replies, 1)
 
-    def start(self, expected_hospitals: int) -> FederationState:
-        """Run every round (or until too few hospitals remain), then score the final model."""
+    def start(self, expected_hospitals: int, first_round: int = 1) -> FederationState:
+        """Run rounds `first_round`.. (until too few hospitals remain), then score the final
+        model. A resumed run passes the round after its last checkpoint."""
         wait_for_hospitals(
             self.grid,
             expected_hospitals,
@@ -169,9 +171,10 @@ class Federation:
             config, timeout_s = self.run.secure_aggregation, self.run.strategy.timeout_s
             self.secure = SecureAggregator(self.grid, config, self.run_id, timeout_s)
             self.secure.setup(nodes)
-        self.run_dir.save_checkpoint(0, arrays_to_state(self.arrays))
-        last_round = 0
-        for server_round in range(1, self.run.rounds + 1):
+        if first_round == 1:
+            self.run_dir.save_checkpoint(0, arrays_to_state(self.arrays))
+        last_round = first_round - 1
+        for server_round in range(first_round, self.run.rounds + 1):
             completed = self._train_round(server_round)
             last_round = server_round
             if not completed:

@@ -15,9 +15,8 @@ from pathlib import Path
 from flwr.serverapp import Grid
 
 from medfed.server.deployment.grid import PollingGrid
-from medfed.server.federation import Federation, FederationState, wait_for_hospitals
+from medfed.server.federation import Federation, FederationState
 from medfed.server.run_dir import RunDirectory
-from medfed.server.secure import SecureAggregator
 from medfed.shared.config import load_config
 from medfed.shared.errors import ConfigError
 from medfed.shared.models import build_model
@@ -41,28 +40,6 @@ def last_checkpoint(run_dir: Path) -> int:
     if not rounds:
         raise ConfigError(f"{run_dir}: no checkpoints/round_N.pt to resume from")
     return max(rounds)
-
-
-def _resume_loop(federation: Federation, first_round: int, expected_hospitals: int) -> None:
-    """`Federation.start` from `first_round` on (the model is already the checkpoint's)."""
-    run = federation.run
-    wait_for_hospitals(
-        federation.grid, expected_hospitals, run.strategy.min_hospitals, run.strategy.timeout_s
-    )
-    if run.secure_aggregation.enabled:
-        nodes = sorted(federation.grid.get_node_ids())
-        federation.secure = SecureAggregator(
-            federation.grid, run.secure_aggregation, federation.run_id, run.strategy.timeout_s
-        )
-        federation.secure.setup(nodes)
-    last_round = first_round - 1
-    for server_round in range(first_round, run.rounds + 1):
-        completed = federation._train_round(server_round)  # noqa: SLF001 - same round logic
-        last_round = server_round
-        if not completed:
-            log.warning(federation.state.stop_reason)
-            break
-    federation._final_evaluation(last_round)  # noqa: SLF001
 
 
 def run_federation(
@@ -90,9 +67,9 @@ def run_federation(
         return
     done = last_checkpoint(run_dir)
     weights = torch.load(run_dir / "checkpoints" / f"round_{done}.pt", weights_only=True)
-    federation = Federation(fast_grid, run, state_to_arrays(weights), directory)
-    federation.run_id = json.loads(state_path.read_text(encoding="utf-8"))["run_id"]
+    run_id = json.loads(state_path.read_text(encoding="utf-8"))["run_id"]
+    federation = Federation(fast_grid, run, state_to_arrays(weights), directory, run_id=run_id)
     if directory.privacy_path.is_file():
         federation.state = FederationState(privacy=directory.read_privacy())
     log.info("resuming run %s after round %d", federation.run_id, done)
-    _resume_loop(federation, done + 1, expected_hospitals)
+    federation.start(expected_hospitals, first_round=done + 1)
