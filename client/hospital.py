@@ -203,6 +203,7 @@ def train_round(
         train_metrics |= {
             "epsilon": entry["epsilon_after"],
             "epsilon_at_run_start": start,
+            "max_epsilon": settings.max_epsilon,
             "noise_multiplier": entry["noise_multiplier"],
             "sample_rate": entry["sample_rate"],
             "total_steps": float(sum(n for _, _, n in ledger.history())),

@@ -57,7 +57,7 @@ def record_privacy(
             epsilon=training.get("epsilon"),
             delta=privacy.delta if privacy.enabled else None,
             target_epsilon=privacy.target_epsilon,
-            max_epsilon=privacy.budget_epsilon,
+            max_epsilon=training.get("max_epsilon", privacy.budget_epsilon),  # the hospital's own
             noise_multiplier=training.get("noise_multiplier"),
             max_grad_norm=privacy.max_grad_norm if privacy.enabled else None,
             sample_rate=training.get("sample_rate"),
