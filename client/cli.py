@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from medfed.client.hospital_config import HospitalConfig, load_hospital_config
+from medfed.shared.cli import run_cli
 from medfed.shared.errors import MedfedError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -190,20 +191,4 @@ def _stop_group(process: subprocess.Popen) -> None:
 
 def main() -> None:
     """Console entry point: user errors exit 2 with one line, anything else exits 1."""
-    try:
-        code = app(standalone_mode=False)
-    except MedfedError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise SystemExit(2) from None
-    except (typer.Exit, SystemExit) as done:
-        raise SystemExit(getattr(done, "exit_code", getattr(done, "code", 0))) from None
-    except Exception as error:  # click usage errors carry their own exit code
-        exit_code = getattr(error, "exit_code", None)
-        if exit_code is None:
-            typer.echo(f"internal error: {type(error).__name__}: {error}", err=True)
-            raise SystemExit(1) from None
-        if hasattr(error, "show"):
-            error.show()
-        raise SystemExit(exit_code) from None
-    if isinstance(code, int) and code:
-        raise SystemExit(code)
+    run_cli(app)

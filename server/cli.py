@@ -28,6 +28,7 @@ from medfed.server.deployment.superlink import (
     wait_for_port,
     write_connection,
 )
+from medfed.shared.cli import run_cli
 from medfed.shared.config import load_config
 from medfed.shared.errors import ConfigError, MedfedError
 
@@ -160,24 +161,5 @@ def _report(run_dir: Path) -> None:
 
 
 def main() -> None:
-    """Console entry point: user errors exit 2 with one line, anything else exits 1."""
-    try:
-        code = app(standalone_mode=False)
-    except DeploymentError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise SystemExit(1) from None
-    except MedfedError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise SystemExit(2) from None
-    except (typer.Exit, SystemExit) as done:
-        raise SystemExit(getattr(done, "exit_code", getattr(done, "code", 0))) from None
-    except Exception as error:  # click usage errors carry their own exit code
-        exit_code = getattr(error, "exit_code", None)
-        if exit_code is None:
-            typer.echo(f"internal error: {type(error).__name__}: {error}", err=True)
-            raise SystemExit(1) from None
-        if hasattr(error, "show"):
-            error.show()
-        raise SystemExit(exit_code) from None
-    if isinstance(code, int) and code:
-        raise SystemExit(code)
+    """Console entry point: bad input exits 2 with one line; a failed deployment exits 1."""
+    run_cli(app, runtime_errors=(DeploymentError,))

@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from medfed.shared.cli import run_cli
 from medfed.shared.config import load_config
-from medfed.shared.errors import LedgerError, MedfedError
+from medfed.shared.errors import LedgerError
 from medfed.simulations.summary import summary_table
 
 app = typer.Typer(
@@ -208,24 +209,4 @@ def certs_node(
 
 def main() -> None:
     """Console entry point: user errors exit 2 with one line, anything else exits 1."""
-    try:
-        exit_code = app(standalone_mode=False)  # click returns typer.Exit's code here
-    except MedfedError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        raise SystemExit(2) from None
-    except (typer.Exit, SystemExit) as done:
-        raise SystemExit(getattr(done, "exit_code", getattr(done, "code", 0))) from None
-    except Exception as error:  # click's usage errors carry their own exit code
-        exit_code = getattr(error, "exit_code", None)
-        if exit_code is not None:
-            if hasattr(error, "show"):
-                error.show()
-            raise SystemExit(exit_code) from None
-        console.print(
-            f"[red]internal error:[/red] {type(error).__name__}: {error}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise SystemExit(1) from None
-    if isinstance(exit_code, int) and exit_code:
-        raise SystemExit(exit_code)
+    run_cli(app, lambda text: console.print(text, highlight=False, soft_wrap=True, markup=False))
