@@ -20,6 +20,7 @@ import typer
 from medfed.client.hospital_config import HospitalConfig, load_hospital_config
 from medfed.shared.cli import run_cli
 from medfed.shared.errors import MedfedError
+from medfed.shared.processes import stop_process
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 RETRY_S = 3.0
@@ -174,19 +175,7 @@ def _run_supernode(hospital: HospitalConfig, environment: dict[str, str], log_pa
             time.sleep(RETRY_S)
     finally:
         if node is not None:
-            _stop_group(node)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """Stop the SuperNode and the ClientApp processes it started (its process group)."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=5)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+            stop_process(node)
 
 
 def main() -> None:

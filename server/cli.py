@@ -22,7 +22,6 @@ from medfed.server.deployment.superlink import (
     DeploymentError,
     register_hospitals,
     start_process,
-    stop_process,
     submit_run,
     superlink_command,
     wait_for_port,
@@ -31,6 +30,7 @@ from medfed.server.deployment.superlink import (
 from medfed.shared.cli import run_cli
 from medfed.shared.config import load_config
 from medfed.shared.errors import ConfigError, MedfedError
+from medfed.shared.processes import stop_process
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

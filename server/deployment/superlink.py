@@ -7,7 +7,6 @@ coordinator stops exactly what it started. Runtime dependency installation is al
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -116,25 +115,6 @@ def start_process(command: list[str], flwr_home: Path, log_path: Path) -> subpro
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stop_process(process: subprocess.Popen | None, grace_s: float = 5.0) -> None:
-    """SIGTERM the process group, SIGKILL it after `grace_s`."""
-    if process is None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        process.poll()
-        return
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
 
 
 def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout_s: float) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+
+from medfed.shared.processes import stop_process
 
 BIN = Path(sys.executable).parent
 HOSPITALS = {"Cleveland": "Cleveland", "Hungary": "Hungary", "VA": "VA Long Beach"}
@@ -111,17 +112,6 @@ def _start(argv: list[str], cwd: Path, log: str) -> subprocess.Popen:
         )
 
 
-def _stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def measure(root: Path, label: str, rounds: int, secure: bool, clientapp: str | None) -> dict:
     """One federation run; seconds per training round as the coordinator measured them."""
     write_configs(root, rounds, secure, _port())
@@ -138,7 +128,7 @@ def measure(root: Path, label: str, rounds: int, secure: bool, clientapp: str | 
         server.wait(timeout=900)
     finally:
         for process in [*clients, server]:
-            _stop(process)
+            stop_process(process, grace_s=15)
     lines = [json.loads(t) for t in (out / "metrics.jsonl").read_text().splitlines()]
     train = [line["seconds"] for line in lines if line["phase"] == "train"]
     steady = train[1:] or train  # round 1 includes the hospitals' cold start
