@@ -5,13 +5,13 @@ Relative paths are relative to the file's folder.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medfed.client.policy import HospitalPolicy
+from medfed.shared.config.loader import first_problem, read_toml
 from medfed.shared.errors import ConfigError
 from medfed.shared.secagg.config import SecureAggregationConfig
 
@@ -66,17 +66,11 @@ def load_hospital_config(path: Path) -> HospitalConfig:
     Raises:
         ConfigError: missing file, bad TOML, unknown key or bad value (named).
     """
-    if not path.is_file():
-        raise ConfigError(f"{path}: hospital config not found (see configs/hospital.example.toml)")
+    tree = read_toml(path, "hospital config not found (see configs/hospital.example.toml)")
     try:
-        tree = tomllib.loads(path.read_text(encoding="utf-8"))
         config = HospitalConfig.model_validate(tree)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+        raise ConfigError(f"{path}: {first_problem(exc)}") from None
     base = path.resolve().parent
     connection = config.connection.model_copy(
         update={

@@ -6,13 +6,18 @@ keys) may join. Relative paths are relative to the file's folder.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medfed.shared.config import RunConfig
-from medfed.shared.config.loader import apply_override, parse_assignment, validate_tree
+from medfed.shared.config.loader import (
+    apply_override,
+    first_problem,
+    parse_assignment,
+    read_toml,
+    validate_tree,
+)
 from medfed.shared.errors import ConfigError
 
 
@@ -88,12 +93,7 @@ def load_federation_config(path: Path, overrides: list[str] | None = None) -> Fe
     Raises:
         ConfigError: missing file, bad TOML, unknown key or bad value (named).
     """
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found (see configs/federation.example.toml)")
-    try:
-        tree = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    tree = read_toml(path, "not found (see configs/federation.example.toml)")
     deployment_tree = tree.pop("deployment", {})
     for assignment in overrides or []:
         key, value = parse_assignment(assignment, f"{path} (--set)")
@@ -102,9 +102,7 @@ def load_federation_config(path: Path, overrides: list[str] | None = None) -> Fe
     try:
         deployment = DeploymentConfig.model_validate(deployment_tree)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in ("deployment", *first["loc"]))
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+        raise ConfigError(f"{path}: {first_problem(exc, ('deployment',))}") from None
     return FederationConfig(run=run, deployment=_resolve(deployment, path.resolve().parent))
 
 

@@ -53,6 +53,26 @@ def apply_override(tree: dict[str, Any], dotted_key: str, value: Any, source: st
     node[leaf] = value
 
 
+def read_toml(path: Path, missing: str) -> dict[str, Any]:
+    """The table in `path`.
+
+    Raises:
+        ConfigError: `{path}: {missing}` when absent, or the TOML error when unreadable.
+    """
+    if not path.is_file():
+        raise ConfigError(f"{path}: {missing}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def first_problem(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """`key.path: message` of a pydantic error's first problem."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in (*prefix, *first['loc']))}: {first['msg']}"
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
@@ -80,15 +100,8 @@ def load_config(
         ConfigError: missing or unreadable file, bad TOML, unknown key or bad value.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"{path}: config file not found "
-            "(pass an existing .toml, e.g. configs/heart_disease.toml)"
-        )
-    try:
-        tree = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    missing = "config file not found (pass an existing .toml, e.g. configs/heart_disease.toml)"
+    tree = read_toml(path, missing)
     for key, value in env_overrides(os.environ if environ is None else environ):
         apply_override(tree, key, value, f"{path} (environment {ENV_PREFIX}{key.upper()})")
     for assignment in overrides:
