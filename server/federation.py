@@ -88,7 +88,7 @@ class Federation:
                 messages[0].content[name] = record  # the strategy shares one content record
         self.exchanges += 1
         sent = self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)
-        replies = sort_replies(list(sent), self.arrays)
+        replies = sort_replies(list(sent), self.arrays, self.run.strategy.max_update_norm)
         refused = {node for node, name in replies.names.items() if name in replies.refused}
         self.state.dropped_nodes |= refused
         record_privacy(self.state.privacy, replies, self.run.privacy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from medfed.shared.protocol import (
     WEIGHT_KEY,
     Outcome,
 )
+
+log = logging.getLogger("medfed.server")
 
 
 @dataclass
@@ -49,21 +52,34 @@ def as_reply(content: RecordDict, node: int, run_id: int = 0) -> Message:
     return Message(metadata=metadata, content=content)
 
 
-def update_problem(update: ArrayRecord, reference: ArrayRecord) -> str | None:
-    """Why an update cannot be aggregated (keys, shapes, non-finite values), or None."""
+def update_problem(
+    update: ArrayRecord, reference: ArrayRecord, max_norm: float | None = None
+) -> str | None:
+    """Why an update cannot be aggregated (keys, shapes, non-finite values, an L2 distance
+    from the global model above `max_norm`), or None."""
     if set(update.keys()) != set(reference.keys()):
         return "its parameter names differ from the global model's"
+    squared = 0.0
     for key, array in update.items():
         values, expected = array.numpy(), reference[key].numpy()
         if values.shape != expected.shape:
             return f"parameter '{key}' has shape {values.shape}, expected {expected.shape}"
         if not np.isfinite(values).all():
             return f"parameter '{key}' holds NaN or Inf"
+        squared += float(np.sum(np.square(values.astype(np.float64) - expected)))
+    norm = squared**0.5
+    if max_norm is not None and norm > max_norm:
+        return (
+            f"its L2 distance from the global model is {norm:.4g}, above "
+            f"strategy.max_update_norm = {max_norm:g}"
+        )
     return None
 
 
-def sort_replies(replies: list[Message], reference: ArrayRecord) -> SortedReplies:
-    """Classify replies; malformed ones are recorded as failures, never raised."""
+def sort_replies(
+    replies: list[Message], reference: ArrayRecord, max_update_norm: float | None = None
+) -> SortedReplies:
+    """Classify replies; malformed or oversized ones are recorded as failures, never raised."""
     result = SortedReplies()
     for reply in replies:
         node = reply.metadata.src_node_id
@@ -95,10 +111,11 @@ def sort_replies(replies: list[Message], reference: ArrayRecord) -> SortedReplie
             continue
         if ARRAYS not in content.array_records:
             continue  # evaluate-only reply
-        problem = update_problem(content.array_records[ARRAYS], reference)
+        problem = update_problem(content.array_records[ARRAYS], reference, max_update_norm)
         if problem is None and training.get(WEIGHT_KEY, 0) <= 0:
             problem = f"its '{WEIGHT_KEY}' is not positive"
         if problem is not None:
+            log.warning("update from %s rejected: %s", outcome.hospital, problem)
             result.failed[outcome.hospital] = f"update rejected: {problem}"
             continue
         result.training[outcome.hospital] = training

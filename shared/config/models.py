@@ -91,6 +91,11 @@ class StrategyConfig(StrictModel):
     beta_2: float = Field(default=0.99, ge=0, lt=1)
     tau: float = Field(default=1e-3, gt=0)
     timeout_s: float = Field(default=3600, gt=0)
+    max_update_norm: float | None = Field(
+        default=None,
+        gt=0,
+        description="reject a plain update whose L2 distance from the global model exceeds it",
+    )
 
 
 class SimulationConfig(StrictModel):

@@ -61,3 +61,19 @@ def test_update_problem_accepts_matching_update():
         )
         is None
     )
+
+
+def test_update_farther_than_the_norm_bound_is_rejected_and_logged(caplog):
+    # Distance from REFERENCE (zeros): sqrt(6 * 1² + 2 * 1²) = sqrt(8) ≈ 2.83.
+    near = _ok("near", {"w": torch.full((2, 3), 0.5), "b": torch.zeros(2)}, 1)  # sqrt(1.5)
+    far = _ok("far", {"w": torch.ones(2, 3), "b": torch.ones(2)}, 2)
+    with caplog.at_level("WARNING", logger="medfed.server"):
+        result = sort_replies([near, far], REFERENCE, max_update_norm=2.0)
+    assert [m.metadata.src_node_id for m in result.updates] == [1]
+    assert "2.828" in result.failed["far"] and "max_update_norm = 2" in result.failed["far"]
+    assert "far" in caplog.text and "2.828" in caplog.text
+
+
+def test_without_a_norm_bound_large_updates_are_accepted():
+    far = _ok("far", {"w": torch.full((2, 3), 1e6), "b": torch.ones(2)}, 2)
+    assert len(sort_replies([far], REFERENCE).updates) == 1
