@@ -1,7 +1,9 @@
 """`medfed-client --config hospital.toml`: check the hospital's setup, then run its SuperNode.
 
-Everything is checked before connecting (each problem one line, exit 2); the SuperNode then
-gets the hospital's data path, ledger directory, budget and policy as its node config.
+Everything is checked before connecting (each problem one line, exit 2). Then the hospital's
+warm worker starts (torch, Opacus and the data loaded once, see `medfed.client.worker`) and the
+SuperNode, whose node config carries the data path, ledger directory, budget, policy and the
+worker's socket.
 """
 
 from __future__ import annotations
@@ -17,20 +19,23 @@ from typing import Annotated
 
 import typer
 
+from medfed.client.deployed_app import AUTHKEY_KEY, SOCKET_KEY
 from medfed.client.hospital_config import HospitalConfig, load_hospital_config
+from medfed.client.worker import WorkerProcess
 from medfed.shared.cli import run_cli
-from medfed.shared.errors import MedfedError
+from medfed.shared.errors import HospitalUnavailable, MedfedError
 from medfed.shared.processes import stop_process
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 RETRY_S = 3.0
+WORKER_START_S = 300.0  # importing torch + Opacus on a busy machine, then loading the data
 
 
 def problems_of(config: HospitalConfig, source: Path) -> list[str]:
     """Every problem found before connecting, one line each (empty = ready)."""
     from cryptography.hazmat.primitives import serialization
 
-    from medfed.client.deployed_app import cached_data
+    from medfed.client.node_hospital import cached_data
 
     found = []
     connection = config.connection
@@ -63,8 +68,8 @@ def _cache_dir(config: HospitalConfig) -> Path:
     return config.state_dir / "cache"
 
 
-def node_config_file(config: HospitalConfig) -> Path:
-    """STATE_DIR/node-config.toml: the flat keys `medfed.client.deployed_app` reads."""
+def node_config_file(config: HospitalConfig, socket: Path, key_file: Path) -> Path:
+    """STATE_DIR/node-config.toml: the flat keys the relay app and the worker read."""
     values = {
         "name": config.name,
         "dataset": config.data.dataset,
@@ -79,6 +84,8 @@ def node_config_file(config: HospitalConfig) -> Path:
         "threads": config.threads,
         "policy": config.policy.model_dump_json(),
         "secure-aggregation": config.secure_aggregation.model_dump_json(),
+        SOCKET_KEY: str(socket),
+        AUTHKEY_KEY: str(key_file),
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     path = config.state_dir / "node-config.toml"
@@ -87,14 +94,14 @@ def node_config_file(config: HospitalConfig) -> Path:
     return path
 
 
-def supernode_command(config: HospitalConfig) -> list[str]:
+def supernode_command(config: HospitalConfig, node_config: Path) -> list[str]:
     connection = config.connection
     command = [
         str(Path(sys.executable).parent / "flower-supernode"),
         "--superlink",
         connection.superlink,
         "--node-config",
-        str(node_config_file(config)),
+        str(node_config),
         "--port",
         str(connection.clientappio_port),
     ]
@@ -135,9 +142,23 @@ def start(
     # The SuperNode starts `flower-superexec` by name: it must find this environment's copy.
     bin_dir = str(Path(sys.executable).parent)
     environment["PATH"] = os.pathsep.join([bin_dir, environment.get("PATH", "")])
-    log_path = hospital.state_dir / "supernode.log"
-    typer.echo(f"SuperNode connecting to {hospital.connection.superlink}; log: {log_path}")
-    code = _run_supernode(hospital, environment, log_path)
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # the `finally`s below stop the worker and SuperNode
+
+    signal.signal(signal.SIGTERM, stop)
+    worker = WorkerProcess(hospital.state_dir / "worker.log")
+    try:
+        node_config = node_config_file(hospital, worker.socket, worker.key_file)
+        worker.start(node_config, WORKER_START_S)
+        log_path = hospital.state_dir / "supernode.log"
+        typer.echo(f"SuperNode connecting to {hospital.connection.superlink}; log: {log_path}")
+        code = _run_supernode(hospital, node_config, environment, log_path, worker)
+    except HospitalUnavailable as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        worker.stop()
     if code != 0:
         typer.echo(
             f"error: the SuperNode exited with {code} (coordinator unreachable, TLS mismatch "
@@ -147,28 +168,30 @@ def start(
         raise typer.Exit(1)
 
 
-def _run_supernode(hospital: HospitalConfig, environment: dict[str, str], log_path: Path) -> int:
-    """Run the SuperNode; restart it when it fails (the coordinator may not have registered
-    this hospital yet) until `connection.max_wait_s` has passed. Returns the last exit code."""
+def _run_supernode(
+    hospital: HospitalConfig,
+    node_config: Path,
+    environment: dict[str, str],
+    log_path: Path,
+    worker: WorkerProcess,
+) -> int:
+    """Run the SuperNode (and keep the worker running); restart the SuperNode when it fails
+    (the coordinator may not have registered this hospital yet) until `connection.max_wait_s`
+    has passed. Returns the last exit code."""
     max_wait_s = hospital.connection.max_wait_s
     deadline = None if max_wait_s is None else time.monotonic() + max_wait_s
     node = None
-
-    def stop(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)  # the `finally` below stops the SuperNode's group
-
-    signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             with log_path.open("ab") as log:
                 node = subprocess.Popen(
-                    supernode_command(hospital),
+                    supernode_command(hospital, node_config),
                     env=environment,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            code = node.wait()
+            code = _wait_keeping_worker(node, node_config, worker)
             if code == 0 or (deadline is not None and time.monotonic() > deadline):
                 return code
             typer.echo(f"SuperNode exited with {code}; retrying in {RETRY_S:.0f} s", err=True)
@@ -176,6 +199,20 @@ def _run_supernode(hospital: HospitalConfig, environment: dict[str, str], log_pa
     finally:
         if node is not None:
             stop_process(node)
+
+
+def _wait_keeping_worker(
+    node: subprocess.Popen, node_config: Path, worker: WorkerProcess
+) -> int:
+    """The SuperNode's exit code; a worker that dies meanwhile is restarted."""
+    while True:
+        try:
+            return node.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        if not worker.running():
+            typer.echo("the hospital's worker stopped; restarting it", err=True)
+            worker.start(node_config, WORKER_START_S)
 
 
 def main() -> None:

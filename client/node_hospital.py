@@ -1,8 +1,8 @@
-"""The hospital's ClientApp as a deployed SuperNode runs it (`medfed.client.deployed_app:app`).
+"""A deployed hospital's settings and data, as `medfed-client` passed them in node config.
 
-The SuperNode starts a fresh process per message, so this module imports little, and the
-hospital's data is preprocessed once and cached on disk under the dataset's fingerprint
-(the file's SHA-256): a changed file is a new cache entry, never a stale one.
+The data is preprocessed once and cached on disk under the dataset's fingerprint (the file's
+SHA-256): a changed file is a new cache entry, never a stale one. The warm worker also keeps
+it in memory while the file's size and modification time stay the same.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 from flwr.app import Context
 
-from medfed.client.client_app import build_client_app
 from medfed.client.hospital import HospitalSettings
 from medfed.client.policy import HospitalPolicy
 from medfed.shared.data.base import HospitalData
@@ -118,21 +117,30 @@ def _ledger_stem(name: str) -> str:
 
 
 class NodeHospital:
-    """Loader for `build_client_app`: settings and cached data from the node's config."""
+    """Loader for `answer`: settings from the node's config, data from the cache (kept in
+    memory between messages while the file is unchanged)."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple, HospitalData] = {}
 
     def __call__(self, context: Context) -> tuple[HospitalData, HospitalSettings]:
-        import torch
-
-        torch.set_num_threads(int(context.node_config.get("threads", 1)))
         node_config = dict(context.node_config)
         settings = settings_from_node_config(node_config)
-        data = cached_data(
-            str(node_config.get("dataset", "heart_disease")),
-            Path(_required(node_config, "data-path")),
-            settings.name,
-            Path(_required(node_config, "cache-dir")),
-        )
-        return data, settings
-
-
-app = build_client_app(NodeHospital())
+        data_path = Path(_required(node_config, "data-path"))
+        try:
+            stat = data_path.stat()
+        except OSError:
+            raise DataError(
+                f"data.path: {data_path} not found (point it at this hospital's CSV)"
+            ) from None
+        key = (str(data_path), stat.st_size, stat.st_mtime_ns, settings.name)
+        if key not in self._loaded:
+            self._loaded = {
+                key: cached_data(
+                    str(node_config.get("dataset", "heart_disease")),
+                    data_path,
+                    settings.name,
+                    Path(_required(node_config, "cache-dir")),
+                )
+            }
+        return self._loaded[key], settings

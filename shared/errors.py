@@ -69,6 +69,12 @@ class ProtocolError(MedfedError):
     code = "protocol_error"
 
 
+class HospitalUnavailable(MedfedError):
+    """The hospital's warm worker process is not running or died mid-request."""
+
+    code = "hospital_unavailable"
+
+
 ERRORS_BY_CODE: dict[str, type[MedfedError]] = {
     cls.code: cls
     for cls in (
@@ -80,5 +86,6 @@ ERRORS_BY_CODE: dict[str, type[MedfedError]] = {
         SecureAggregationError,
         LedgerError,
         ProtocolError,
+        HospitalUnavailable,
     )
 }

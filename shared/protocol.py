@@ -8,12 +8,15 @@ model, and an outcome (ok / refused / error) with a code and a safe message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from medfed.shared.errors import MedfedError, PolicyViolation, PrivacyBudgetExceeded
+
+if TYPE_CHECKING:  # the hospital's relay process imports this module without torch
+    import torch
 
 ARRAYS = "arrays"
 CONFIG = "config"
@@ -38,6 +41,8 @@ def state_to_arrays(state: dict[str, torch.Tensor]) -> ArrayRecord:
 
 def arrays_to_state(record: ArrayRecord) -> dict[str, torch.Tensor]:
     """An ArrayRecord back into a torch state_dict."""
+    import torch
+
     return {key: torch.from_numpy(array.numpy().copy()) for key, array in record.items()}
 
 

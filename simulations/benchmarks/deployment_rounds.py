@@ -1,8 +1,10 @@
 """Seconds per round of a deployed federation (SuperLink + 3 SuperNodes, TLS + node auth).
 
-Runs, in one go on 127.0.0.1: the real DP ClientApp with secure aggregation off and on, and a
-no-op ClientApp (echoes the model, imports only Flower) on the same runtime: the floor that
-Flower's process-per-message SuperNode sets. Prints a markdown table.
+Runs, in one go on 127.0.0.1 and the same runtime: a no-op ClientApp (echoes the model, imports
+only Flower: the floor that Flower's process-per-message SuperNode sets); medfed's DP ClientApp
+run inside the process the SuperNode starts per message (Flower's default path: torch + Opacus
+imported every message); and medfed's deployed relay + warm worker, secure aggregation off and
+on. Prints a markdown table.
 
     python -m medfed.simulations.benchmarks.deployment_rounds [--rounds 3] [--out DIR]
 """
@@ -27,6 +29,7 @@ from medfed.shared.processes import stop_process
 BIN = Path(sys.executable).parent
 HOSPITALS = {"Cleveland": "Cleveland", "Hungary": "Hungary", "VA": "VA Long Beach"}
 NOOP_APP = "medfed.simulations.benchmarks.deployment_rounds:noop_app"
+IN_PROCESS_APP = "medfed.simulations.benchmarks.inprocess_app:app"
 
 noop_app = ClientApp()
 
@@ -152,8 +155,13 @@ def main() -> None:
     started = time.perf_counter()
     results = [
         measure(root, "no-op ClientApp (floor)", args.rounds, False, NOOP_APP),
-        measure(root, "DP ClientApp, secure aggregation off", args.rounds, False, None),
-        measure(root, "DP ClientApp, secure aggregation on", args.rounds, True, None),
+        measure(
+            root, "DP ClientApp in the per-message process", args.rounds, False, IN_PROCESS_APP
+        ),
+        measure(
+            root, "medfed relay + warm worker, secure aggregation off", args.rounds, False, None
+        ),
+        measure(root, "medfed relay + warm worker, secure aggregation on", args.rounds, True, None),
     ]
     print(f"\n3 hospitals, TLS + node auth, 127.0.0.1, {os.cpu_count()} CPUs, {args.rounds} rounds")
     print("| ClientApp | round 1 (s) | later rounds, mean (s/round) | exchanges/round |")
