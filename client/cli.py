@@ -27,7 +27,7 @@ from medfed.shared.errors import HospitalUnavailable, MedfedError
 from medfed.shared.processes import stop_process
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-RETRY_S = 3.0
+RETRY_S = 1.0
 WORKER_START_S = 300.0  # importing torch + Opacus on a busy machine, then loading the data
 
 

@@ -38,6 +38,8 @@ class FederationState:
 
     privacy: dict[str, dict[str, Any]] = field(default_factory=dict)
     dropped_nodes: set[int] = field(default_factory=set)
+    members: set[int] = field(default_factory=set)  # connected when the run started
+    given_up: set[int] = field(default_factory=set)  # missing after a full rejoin wait
     stop_reason: str = ""
 
 
@@ -103,7 +105,24 @@ class Federation:
         content = RecordDict({ARRAYS: arrays, "metrics": MetricRecord({WEIGHT_KEY: float(weight)})})
         return [as_reply(content, node=0)]
 
+    def _await_rejoining(self) -> None:
+        """Give hospitals that vanished (a crash, a restart) `strategy.rejoin_wait_s` to come
+        back before the round starts; wait once per loss, not every round."""
+        deadline = time.monotonic() + self.run.strategy.rejoin_wait_s
+        while True:
+            online = set(self.grid.get_node_ids())
+            self.state.given_up -= online
+            missing = self.state.members - online - self.state.dropped_nodes
+            if not missing - self.state.given_up:
+                return
+            if time.monotonic() > deadline:
+                log.warning("hospital node(s) %s still away; the round starts without", missing)
+                self.state.given_up |= missing
+                return
+            time.sleep(0.1)
+
     def _train_round(self, server_round: int) -> bool:
+        self._await_rejoining()
         started = time.perf_counter()
         exchanges_before = self.exchanges + (self.secure.exchanges if self.secure else 0)
         minimum = self.run.strategy.min_hospitals
@@ -160,12 +179,13 @@ class Federation:
     def start(self, expected_hospitals: int, first_round: int = 1) -> FederationState:
         """Run rounds `first_round`.. (until too few hospitals remain), then score the final
         model. A resumed run passes the round after its last checkpoint."""
-        wait_for_hospitals(
+        nodes = wait_for_hospitals(
             self.grid,
             expected_hospitals,
             self.run.strategy.min_hospitals,
             self.run.strategy.timeout_s,
         )
+        self.state.members = set(nodes)
         if self.run.secure_aggregation.enabled:
             nodes = sorted(self.grid.get_node_ids())
             config, timeout_s = self.run.secure_aggregation, self.run.strategy.timeout_s

@@ -91,6 +91,11 @@ class StrategyConfig(StrictModel):
     beta_2: float = Field(default=0.99, ge=0, lt=1)
     tau: float = Field(default=1e-3, gt=0)
     timeout_s: float = Field(default=3600, gt=0)
+    rejoin_wait_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="before a round, wait this long for hospitals that dropped out to return",
+    )
     max_update_norm: float | None = Field(
         default=None,
         gt=0,

@@ -57,9 +57,8 @@ def test_round_completes_without_a_hospital_killed_mid_round(survived):
 
 def test_killed_hospital_rejoins_after_restart_with_a_valid_ledger(survived):
     # Flower re-activates a killed node's key only once its heartbeat has expired, which is
-    # also when the round gives up on it: the hospital is back for the round after that.
-    later = [line for line in survived.metrics() if line["phase"] == "train"][2:]
-    assert any("VA" in line["hospitals"] for line in later)
+    # also when round 2 gives up on it; round 3 waits (strategy.rejoin_wait_s) for it to return.
+    assert "VA" in _train_lines(survived.crashed_metrics)[3]["hospitals"]
     ledger = survived.root / "state" / "VA" / "ledger" / "VA.jsonl"
     assert verify_ledger(ledger).valid
 
