@@ -5,6 +5,7 @@ Plain functions over plain data, so tests call them without Flower.
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,10 @@ class HospitalSettings:
     device: str = "auto"
     secure_aggregation: SecureAggregationConfig = field(default_factory=SecureAggregationConfig)
     policy: HospitalPolicy | None = None
+    # Simulation only: sampling and DP noise drawn from the run's seed (reproducible, but anyone
+    # holding the seed and the ledger's fingerprint could regenerate the noise). A deployed
+    # hospital draws a fresh secret seed from the OS for every round.
+    seeded_noise: bool = False
 
     def torch_device(self) -> torch.device:
         wants_cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
@@ -86,7 +91,8 @@ def plan_noise(
     """Noise and step count for this round so that every planned remaining step of the run
     fits the budget. The run may bring ε to min(ε before the run + target_epsilon,
     max_epsilon); σ is calibrated at the run's first round and re-checked against the
-    remaining plan each round (recalibrated only when the plan no longer fits).
+    remaining plan each round (recalibrated only when the plan no longer fits). One ε
+    evaluation per round after the first: the plan check (ε so far comes from the ledger).
 
     Raises:
         PrivacyBudgetExceeded: no σ up to `max_noise_multiplier` keeps the plan in budget.
@@ -95,7 +101,6 @@ def plan_noise(
     round_steps = steps_per_epoch * instruction.local_epochs
     remaining_steps = round_steps * max(1, instruction.rounds - instruction.server_round + 1)
     history = ledger.history()
-    spent = epsilon_of(history, settings.delta, settings.accountant)
     before_run = ledger.epsilon_before_run(instruction.run_id, settings.delta, settings.accountant)
     target = min(before_run + instruction.target_epsilon, settings.max_epsilon)
 
@@ -116,6 +121,7 @@ def plan_noise(
             settings.max_noise_multiplier,
         )
         if found is None:
+            spent = ledger.epsilon_of_first(len(ledger.entries), settings.delta, settings.accountant)
             raise PrivacyBudgetExceeded(
                 f"hospital '{settings.name}': {remaining_steps} more steps would exceed the "
                 f"privacy budget (spent ε={spent:.4f}, max_epsilon={settings.max_epsilon}, "
@@ -180,11 +186,11 @@ def train_round(
         if mode == "auto"
         else mode,
     )
-    seed = int(
-        np.random.SeedSequence(
-            [instruction.seed, instruction.server_round, int(data.fingerprint[:8], 16)]
-        ).generate_state(1)[0]
-    )
+    if settings.seeded_noise:
+        parts = [instruction.seed, instruction.server_round, int(data.fingerprint[:8], 16)]
+        seed = int(np.random.SeedSequence(parts).generate_state(1)[0])
+    else:
+        seed = secrets.randbits(63)
     started = time.perf_counter()
     outcome = train_locally(
         model, data.x_train, data.y_train, data.num_classes, training, noise, [], device, seed

@@ -1,30 +1,83 @@
-"""Simulated hospitals: each virtual SuperNode gets one partition of the configured data."""
+"""Simulated hospitals: each virtual SuperNode gets one partition of the configured data.
+
+Flower's simulation engine hands every message a fresh copy of the ClientApp, so nothing
+loaded in memory survives between messages. The runner therefore writes each hospital's
+partition once to the run's hospital storage, and a message loads only its own file.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from flwr.app import Context
 
 from medfed.client.hospital import HospitalSettings
 from medfed.shared.config.models import RunConfig
-from medfed.shared.data import HospitalData, load_federation
+from medfed.shared.data import HospitalData
+from medfed.shared.errors import DataError
 from medfed.shared.privacy.ledger import ledger_file_name
+
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def partition_file(data_dir: Path, partition_id: int) -> Path:
+    return data_dir / f"{partition_id}.npz"
+
+
+def store_partitions(hospitals: list[HospitalData], data_dir: Path) -> None:
+    """Write hospital i's arrays to `data_dir/i.npz` (atomically: a reader never sees half)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for partition_id, data in enumerate(hospitals):
+        handle, temporary = tempfile.mkstemp(dir=data_dir, suffix=".tmp")
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(
+                stream,
+                **{name: getattr(data, name) for name in ARRAYS},
+                name=np.array(data.name),
+                num_classes=np.array(data.num_classes),
+                fingerprint=np.array(data.fingerprint),
+            )
+        os.replace(temporary, partition_file(data_dir, partition_id))
+
+
+def load_partition(data_dir: Path, partition_id: int) -> HospitalData:
+    """The partition `store_partitions` wrote for `partition_id`.
+
+    Raises:
+        DataError: the file is missing or unreadable.
+    """
+    path = partition_file(data_dir, partition_id)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return HospitalData(
+                name=str(stored["name"]),
+                **{name: stored[name] for name in ARRAYS},
+                num_classes=int(stored["num_classes"]),
+                fingerprint=str(stored["fingerprint"]),
+            )
+    except (OSError, KeyError, ValueError) as error:
+        raise DataError(
+            f"{path}: simulated hospital {partition_id}'s data is missing or unreadable "
+            f"({error}); the runner writes it before the simulation starts"
+        ) from None
 
 
 class SimulatedHospitals:
-    """Picklable loader: the partition named by the node's `partition-id`, with the run's
-    privacy settings as each hospital's own and its ledger in `ledger_dir`."""
+    """Picklable loader: the partition named by the node's `partition-id` (read from
+    `data_dir`), with the run's privacy settings as each hospital's own and its ledger in
+    `ledger_dir`."""
 
-    def __init__(self, run: RunConfig, ledger_dir: Path) -> None:
-        self.run, self.ledger_dir = run, ledger_dir
+    def __init__(self, run: RunConfig, ledger_dir: Path, data_dir: Path) -> None:
+        self.run, self.ledger_dir, self.data_dir = run, ledger_dir, data_dir
 
     def __call__(self, context: Context) -> tuple[HospitalData, HospitalSettings]:
         # One worker per simulated hospital: torch must not oversubscribe the cores it shares.
         torch.set_num_threads(max(1, int(self.run.simulation.cpus_per_hospital)))
-        hospitals = load_federation(self.run.data, self.run.seed)
-        data = hospitals[int(context.node_config["partition-id"])]
+        data = load_partition(self.data_dir, int(context.node_config["partition-id"]))
         return data, settings_for(self.run, data.name, self.ledger_dir)
 
 
@@ -40,4 +93,5 @@ def settings_for(run: RunConfig, name: str, ledger_dir: Path) -> HospitalSetting
         privacy_enabled=privacy.enabled,
         device=run.training.device,
         secure_aggregation=run.secure_aggregation,
+        seeded_noise=True,  # a simulation reproduces from its seed (see HospitalSettings)
     )

@@ -121,3 +121,17 @@ def test_epsilon_of_ledger_history_matches_accountant(hungary, tmp_path):
     assert epsilon_of(ledger.history(), 1e-5, "rdp") == pytest.approx(
         ledger.entries[-1]["epsilon_after"]
     )
+
+
+@pytest.mark.parametrize("seeded", [True, False])
+def test_noise_is_secret_unless_a_simulation_asks_for_seeded_noise(hungary, tmp_path, seeded):
+    run = RunConfig(rounds=1)
+    weights = build_model(run.model, (13,), 2).state_dict()
+    results = []
+    for copy in ("a", "b"):
+        settings = HospitalSettings(
+            "Hungary", 1.0, tmp_path / copy / "H.jsonl", tmp_path / copy / "k", seeded_noise=seeded
+        )
+        results.append(train_round(hungary, settings, _instruction(run, 1), weights).state_dict)
+    same = all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+    assert same == seeded  # a coordinator knows the run's seed: it must not know the noise
