@@ -15,8 +15,15 @@ from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from medfed.client import secure
-from medfed.client.hospital import HospitalSettings, evaluate, model_for, train_round
+from medfed.client.hospital import (
+    HospitalSettings,
+    RoundResult,
+    evaluate,
+    model_for,
+    train_round,
+)
 from medfed.client.policy import check_instruction
+from medfed.client.replay import RoundMemory
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import MedfedError, PrivacyBudgetExceeded, ProtocolError
 from medfed.shared.instruction import RoundInstruction
@@ -52,6 +59,22 @@ def refusal(name: str, error: MedfedError) -> RecordDict:
     return reply_content(Outcome.from_error(name, error), train_metrics=spent)
 
 
+def _trained(
+    data: HospitalData,
+    settings: HospitalSettings,
+    instruction: RoundInstruction,
+    weights: dict,
+) -> RoundResult:
+    """This round's result: the one already released for an identical request (a resumed
+    coordinator re-sending it), else freshly trained under the ledger."""
+    memory = RoundMemory(settings.ledger_path.with_suffix(".rounds"))
+    result = memory.recall(instruction, weights)
+    if result is None:
+        result = train_round(data, settings, instruction, weights)
+        memory.remember(instruction, weights, result)
+    return result
+
+
 def _secure_training(
     content: RecordDict, context: Context, data: HospitalData, settings: HospitalSettings
 ) -> RecordDict:
@@ -60,7 +83,7 @@ def _secure_training(
     attempt, server_round = instruction.secagg_attempt, instruction.server_round
     kept = secure.pending_update(context, server_round) if attempt > 0 else None
     if kept is None:
-        result = train_round(data, settings, instruction, weights)
+        result = _trained(data, settings, instruction, weights)
         update = secure.flatten_update(result.state_dict, weights)
         train_metrics, evaluation = result.train_metrics, result.evaluation
         secure.keep_update(context, server_round, update, train_metrics, evaluation)
@@ -79,7 +102,7 @@ def _train(
     if SECAGG_ROSTER in content.config_records:
         return _secure_training(content, context, data, settings)
     instruction, weights = _instruction_and_weights(content)
-    result = train_round(data, settings, instruction, weights)
+    result = _trained(data, settings, instruction, weights)
     outcome = Outcome(settings.name, "ok")
     return reply_content(outcome, result.state_dict, result.train_metrics, result.evaluation)
 

@@ -1,0 +1,72 @@
+"""The hospital's memory of its last trained round per run.
+
+A coordinator that crashes mid-round and resumes (`medfed-server --resume`) sends that round
+again. If the request is identical (same run, round, instruction and global model), the
+hospital answers with the update it already released: sending a released DP output again is
+post-processing and costs no privacy, whereas training again would spend the round twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from medfed.client.hospital import RoundResult
+from medfed.shared.instruction import RoundInstruction
+
+
+def request_digest(instruction: RoundInstruction, weights: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of everything that decides a round's training (retry attempts excluded)."""
+    digest = hashlib.sha256(instruction.model_dump_json(exclude={"secagg_attempt"}).encode())
+    for name in sorted(weights):
+        tensor = weights[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+class RoundMemory:
+    """One file per run under `folder`, holding the run's latest trained round."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, instruction: RoundInstruction) -> Path:
+        return self.folder / f"{instruction.run_id}.pt"
+
+    def recall(
+        self, instruction: RoundInstruction, weights: dict[str, torch.Tensor]
+    ) -> RoundResult | None:
+        """The result already released for exactly this request, or None."""
+        path = self._path(instruction)
+        if not path.is_file():
+            return None
+        try:
+            kept = torch.load(path, weights_only=True)
+        except (OSError, RuntimeError, EOFError):
+            return None  # unreadable (e.g. torn by a crash): train afresh, counted afresh
+        if kept.get("digest") != request_digest(instruction, weights):
+            return None
+        return RoundResult(kept["state_dict"], kept["train_metrics"], kept["evaluation"])
+
+    def remember(
+        self,
+        instruction: RoundInstruction,
+        weights: dict[str, torch.Tensor],
+        result: RoundResult,
+    ) -> None:
+        """Keep `result` as the run's latest round (written atomically, owner-only folder)."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._path(instruction)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        kept = {
+            "digest": request_digest(instruction, weights),
+            "state_dict": result.state_dict,
+            "train_metrics": result.train_metrics,
+            "evaluation": result.evaluation,
+        }
+        torch.save(kept, temporary)
+        os.replace(temporary, path)
