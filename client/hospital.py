@@ -121,7 +121,9 @@ def plan_noise(
             settings.max_noise_multiplier,
         )
         if found is None:
-            spent = ledger.epsilon_of_first(len(ledger.entries), settings.delta, settings.accountant)
+            spent = ledger.epsilon_of_first(
+                len(ledger.entries), settings.delta, settings.accountant
+            )
             raise PrivacyBudgetExceeded(
                 f"hospital '{settings.name}': {remaining_steps} more steps would exceed the "
                 f"privacy budget (spent ε={spent:.4f}, max_epsilon={settings.max_epsilon}, "

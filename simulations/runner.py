@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 from flwr.clientapp import ClientApp
@@ -16,7 +18,7 @@ from medfed.shared.config.models import RunConfig
 from medfed.shared.data import HospitalData, load_federation
 from medfed.shared.errors import ConfigError, SecureAggregationError
 from medfed.shared.models import build_model
-from medfed.simulations.hospitals import SimulatedHospitals
+from medfed.simulations.hospitals import SimulatedHospitals, store_partitions
 
 
 def check_federation(run: RunConfig) -> list[HospitalData]:
@@ -53,15 +55,22 @@ def simulate(
     """Run every round of `run` on Flower's simulation engine; returns the run directory.
 
     `client_app` replaces medfed's hospital app (the overhead benchmark passes a no-op one).
+    Each hospital's partition is written to OUT/hospitals/data for the run's duration, so a
+    message loads one small file instead of the whole federation's data.
     """
     hospitals = hospitals if hospitals is not None else check_federation(run)
     input_shape, num_classes = hospitals[0].input_shape, hospitals[0].num_classes
+    num_hospitals = len(hospitals)
     run_dir = RunDirectory.create(out, run)
-    server_app = build_server_app(run, run_dir, input_shape, num_classes, len(hospitals), on_round)
+    server_app = build_server_app(run, run_dir, input_shape, num_classes, num_hospitals, on_round)
     # The simulated hospitals' own storage (ledgers + private keys); the run directory gets
     # copies of the ledgers and public keys only, as a coordinator would be handed them.
     ledger_dir = (run.privacy.ledger_dir or out / "hospitals").resolve()
-    client_app = client_app or build_client_app(SimulatedHospitals(run, ledger_dir))
+    data_dir = (out / "hospitals" / "data").resolve()
+    if client_app is None:
+        store_partitions(hospitals, data_dir)
+        client_app = build_client_app(SimulatedHospitals(run, ledger_dir, data_dir))
+    del hospitals  # the workers read their own partitions; the driver need not hold them all
     backend_config = {
         "client_resources": {
             "num_cpus": run.simulation.cpus_per_hospital,
@@ -73,9 +82,14 @@ def simulate(
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     from flwr.simulation import run_simulation  # heavy (Ray): only when a simulation runs
 
-    run_simulation(
-        server_app, client_app, num_supernodes=len(hospitals), backend_config=backend_config
-    )
+    try:
+        run_simulation(
+            server_app, client_app, num_supernodes=num_hospitals, backend_config=backend_config
+        )
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)  # regenerable; no stray copy of the data
+        with contextlib.suppress(OSError):
+            data_dir.parent.rmdir()  # only when empty (ledgers kept elsewhere)
     run_dir.collect_ledgers(ledger_dir)
     build_report(run_dir.root)
     return run_dir

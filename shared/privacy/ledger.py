@@ -127,7 +127,22 @@ class PrivacyLedger:
         first = next(
             (i for i, e in enumerate(self.entries) if e.get("run_id") == run_id), len(self.entries)
         )
-        return epsilon_of(history_of(self.entries[:first]), delta, accountant)
+        return self.epsilon_of_first(first, delta, accountant)
+
+    def epsilon_of_first(self, count: int, delta: float, accountant: str) -> float:
+        """ε of the first `count` entries (all: `len(entries)`) at `delta` and `accountant`.
+
+        Reuses the signed `epsilon_after` of the last round among them when it was composed at
+        the same δ and accountant: the chain verified on opening, so the entries before it are
+        exactly the ones it composed. Otherwise recomputes from the entries.
+        """
+        rounds = [e for e in self.entries[:count] if e.get("type") == "round"]
+        if not rounds:
+            return 0.0
+        last = rounds[-1]
+        if float(last["delta"]) == delta and last["accountant"] == accountant:
+            return float(last["epsilon_after"])
+        return epsilon_of(history_of(self.entries[:count]), delta, accountant)
 
     def append_round(self, **fields: Any) -> dict[str, Any]:
         """Record one round's planned steps (write-ahead); returns the signed entry."""
