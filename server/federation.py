@@ -7,6 +7,8 @@ refusals drop a hospital from later rounds), update checks, checkpoints and the 
 from __future__ import annotations
 
 import logging
+import math
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -162,6 +164,16 @@ class Federation:
         self.run_dir.append_metrics(line)
         self.on_round(line)
 
+    def _evaluators(self) -> list[int]:
+        """The nodes that score the final model: all, or a seeded `fraction_evaluate` sample
+        (at least one) when a federation is too large to ask everyone."""
+        nodes = sorted(self.grid.get_node_ids())
+        fraction = self.run.strategy.fraction_evaluate
+        if fraction >= 1.0:
+            return nodes
+        count = min(len(nodes), max(1, math.ceil(fraction * len(nodes))))
+        return sorted(random.Random(self.run.seed).sample(nodes, count))
+
     def _final_evaluation(self, last_round: int) -> None:
         started = time.perf_counter()
         config = instruction_record(self.run, self.run_id)
@@ -169,7 +181,7 @@ class Federation:
         content = RecordDict({ARRAYS: self.arrays, CONFIG: ConfigRecord(dict(config))})
         messages = [
             Message(content=content, dst_node_id=node, message_type=MessageType.EVALUATE)
-            for node in sorted(self.grid.get_node_ids())
+            for node in self._evaluators()
         ]
         self.exchanges += 1
         sent = self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)

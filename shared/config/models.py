@@ -84,6 +84,9 @@ class PrivacyConfig(StrictModel):
 class StrategyConfig(StrictModel):
     name: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"
     fraction_train: float = Field(default=1.0, gt=0, le=1)
+    fraction_evaluate: float = Field(
+        default=1.0, gt=0, le=1, description="share of hospitals that score the final model"
+    )
     min_hospitals: int = Field(default=2, ge=1)
     proximal_mu: float = Field(default=0.01, ge=0)
     server_learning_rate: float = Field(default=0.1, gt=0)

@@ -217,3 +217,26 @@ def test_rounds_restarts_and_new_runs_never_exceed_max_epsilon(tmp_path_factory,
             assert ledger_epsilon(settings_.ledger_path) <= max_epsilon
     if settings_.ledger_path.exists():
         assert ledger_epsilon(settings_.ledger_path) <= max_epsilon
+
+
+def test_epsilon_so_far_reuses_the_signed_value_only_at_the_same_delta(tmp_path):
+    path = _fill(tmp_path)
+    key = load_or_create_signing_key(tmp_path / "keys", "Cleveland")
+    ledger = PrivacyLedger.open(path, key, "Cleveland", "f" * 64)
+
+    def opacus(history, delta):
+        accountant = RDPAccountant()
+        accountant.history = list(history)
+        return accountant.get_epsilon(delta=delta, alphas=RDP_ORDERS)
+
+    assert ledger.epsilon_before_run("run-b", 1e-5, "rdp") == pytest.approx(
+        opacus(ROUNDS[:2], 1e-5), abs=1e-9
+    )
+    assert ledger.epsilon_of_first(len(ledger.entries), 1e-5, "rdp") == pytest.approx(
+        opacus(ROUNDS, 1e-5), abs=1e-9
+    )
+    # Recorded at δ = 1e-5: a question at another δ is recomputed, not answered from the entry.
+    assert ledger.epsilon_of_first(len(ledger.entries), 1e-3, "rdp") == pytest.approx(
+        opacus(ROUNDS, 1e-3), abs=1e-9
+    )
+    assert ledger.epsilon_of_first(1, 1e-5, "rdp") == 0.0  # the header alone

@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from medfed.shared.models import MODELS
+from medfed.simulations.benchmarks.gpu import SKIP
 from medfed.simulations.benchmarks.run_all import benchmarks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +83,26 @@ def test_dp_cost_quick_times_every_model_and_mode():
 
 def test_run_all_finds_every_benchmark_but_itself():
     names = {benchmark.name for benchmark in benchmarks()}
-    assert {"utility", "dp_cost", "demo_seeds", "secagg_masks"} <= names
+    assert {"utility", "dp_cost", "demo_seeds", "secagg_masks", "scale", "gpu"} <= names
     assert "run_all" not in names
-    assert {b.name for b in benchmarks() if b.takes_quick} >= {"utility", "dp_cost"}
+    assert {b.name for b in benchmarks() if b.takes_quick} >= {"utility", "dp_cost", "scale"}
+    assert "process_memory" not in names  # a helper, not a benchmark
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU it prints the table instead")
+def test_gpu_benchmark_says_plainly_that_it_skipped_without_cuda():
+    stdout = _quick("gpu")
+    assert stdout.strip() == SKIP
+
+
+@pytest.mark.slow
+def test_scale_quick_simulates_20_hospitals_and_reports_round_time_and_memory():
+    stdout = _quick("scale")
+    ((header, rows),) = _tables(stdout)
+    assert header[0] == "hospitals" and "peak PSS sum" in header
+    ((hospitals, per_round, first, final, *_, rss, pss, verdict),) = rows
+    assert hospitals == "20" and float(per_round) > 0 and float(first) > 0
+    assert final.endswith("(10)")  # the final model is scored by a sample, not all 20
+    assert float(rss.removesuffix(" MB").replace(",", "")) > 0
+    assert float(pss.removesuffix(" MB").replace(",", "")) > 0
+    assert re.fullmatch(r"(yes|no) / (yes|no)", verdict)
