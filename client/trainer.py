@@ -97,6 +97,28 @@ def _add_proximal_term(model: nn.Module, anchor: list[torch.Tensor], mu: float) 
             param.grad.add_(param.detach() - start, alpha=mu)
 
 
+def backward(
+    model: nn.Module,
+    criterion: nn.Module,
+    batch_x: torch.Tensor,
+    batch_y: torch.Tensor,
+    grad_sample_mode: str,
+) -> float | None:
+    """Forward and backward one batch; the loss, or None for an empty batch.
+
+    `ew` cannot run a batch of 0 samples, so an empty Poisson batch gets empty per-sample
+    gradients instead: Opacus's step then adds noise only, as it does in the other modes.
+    """
+    if not len(batch_y) and grad_sample_mode == "ew":
+        for param in model.parameters():
+            if param.requires_grad:
+                param.grad_sample = param.new_zeros((0, *param.shape))
+        return None
+    loss = criterion(model(batch_x), batch_y)
+    loss.backward()
+    return float(loss.item()) if len(batch_y) else None
+
+
 def train_locally(
     model: nn.Module,
     features: np.ndarray,
@@ -160,10 +182,9 @@ def train_locally(
         for batch_x, batch_y in loader:
             batch_x, batch_y = batch_x.to(device), batch_y.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(private_model(batch_x), batch_y)
-            loss.backward()
-            if len(batch_y):
-                losses.append(float(loss.item()))
+            loss = backward(private_model, criterion, batch_x, batch_y, training.grad_sample_mode)
+            if loss is not None:
+                losses.append(loss)
             if training.proximal_mu > 0:
                 if noise is not None:
                     if optimizer.pre_step():  # clip + noise → p.grad, counted by the accountant

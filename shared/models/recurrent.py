@@ -1,10 +1,104 @@
-"""Sequence classifiers on Opacus's DP recurrent layers (plain nn.LSTM/GRU are rejected)."""
+"""Sequence classifiers on LSTM/GRU layers built from `nn.Linear`, so Opacus can clip them.
+
+Opacus rejects fused `nn.LSTM`/`nn.GRU`, and its `DPLSTM`/`DPGRU` call two hooked linear layers
+per time step. Here each layer's two `nn.Linear` run once per sequence (see `_Recurrent`), which
+roughly halves a DP-SGD step (docs/benchmarks.md, DP cost). The maths is that of
+`nn.LSTM`/`nn.GRU`; gate rows are ordered i, f, o, g (LSTM, so one sigmoid covers three gates)
+and r, z, n (GRU, as in `nn.GRU`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from opacus.layers import DPGRU, DPLSTM
+import torch.nn.functional as F
 from torch import nn
+
+HiddenProduct = Callable[[torch.Tensor, int], torch.Tensor]  # (h_{t-1}, t) -> W_hh h_{t-1} + b_hh
+
+
+class _Recurrent(nn.Module):
+    """`num_layers` stacked layers over batch-first N×T×F input; returns (outputs N×T×H, None).
+
+    In training, the hidden-to-hidden layer `hh` is called once per layer, on all T previous
+    states, not once per time step: a no-grad pass first finds the states, then the step loop
+    multiplies by a detached copy of `hh`'s weight and adds `hh(states) - hh(states).detach()`
+    (zero). Values and gradients are exact, and Opacus sees one `hh` call whose backprops are
+    the true per-step gradients: one per-sample gradient einsum over T instead of T of them,
+    and ghost clipping (which refuses reused layers) applies.
+    """
+
+    gates = 1
+    hidden_bias = False
+
+    def __init__(
+        self, features: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True
+    ):
+        super().__init__()
+        if not batch_first:
+            raise ValueError("only batch_first=True sequences are supported")
+        self.hidden_size = hidden_size
+        width = self.gates * hidden_size
+        self.ih = nn.ModuleList(
+            nn.Linear(features if layer == 0 else hidden_size, width) for layer in range(num_layers)
+        )
+        self.hh = nn.ModuleList(
+            nn.Linear(hidden_size, width, bias=self.hidden_bias) for _ in range(num_layers)
+        )
+
+    def forward(self, sequences: torch.Tensor) -> tuple[torch.Tensor, None]:
+        for ih, hh in zip(self.ih, self.hh, strict=True):
+            sequences = self._layer(ih(sequences).unbind(1), hh)
+        return sequences, None
+
+    def _layer(self, projected: tuple[torch.Tensor, ...], hh: nn.Linear) -> torch.Tensor:
+        if not (torch.is_grad_enabled() and hh.weight.requires_grad):
+            return self._steps(projected, lambda h, _: hh(h))
+        weight = hh.weight.detach()
+        bias = None if hh.bias is None else hh.bias.detach()
+        with torch.no_grad():
+            states = self._steps(projected, lambda h, _: F.linear(h, weight, bias))
+        previous = torch.cat([torch.zeros_like(states[:, :1]), states[:, :-1]], 1)
+        products = hh(previous)
+        taps = (products - products.detach()).unbind(1)
+        return self._steps(projected, lambda h, t: F.linear(h, weight, bias) + taps[t])
+
+    def _steps(self, projected: tuple[torch.Tensor, ...], hidden: HiddenProduct) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LSTM(_Recurrent):
+    gates = 4
+
+    def _steps(self, projected: tuple[torch.Tensor, ...], hidden: HiddenProduct) -> torch.Tensor:
+        size = self.hidden_size
+        h = c = projected[0].new_zeros(len(projected[0]), size)
+        outputs = []
+        for t, step in enumerate(projected):
+            gates, g = (step + hidden(h, t)).split([3 * size, size], 1)
+            i, f, o = torch.sigmoid(gates).chunk(3, 1)
+            c = torch.addcmul(f * c, i, torch.tanh(g))
+            h = o * torch.tanh(c)
+            outputs.append(h)
+        return torch.stack(outputs, 1)
+
+
+class GRU(_Recurrent):
+    gates = 3
+    hidden_bias = True  # b_hn sits inside r * (W_hn h + b_hn), as in nn.GRU
+
+    def _steps(self, projected: tuple[torch.Tensor, ...], hidden: HiddenProduct) -> torch.Tensor:
+        size = self.hidden_size
+        h = projected[0].new_zeros(len(projected[0]), size)
+        outputs = []
+        for t, step in enumerate(projected):
+            product = hidden(h, t)
+            r, z = torch.sigmoid(step[:, : 2 * size] + product[:, : 2 * size]).split(size, 1)
+            n = torch.tanh(step[:, 2 * size :] + r * product[:, 2 * size :])
+            h = n + z * (h - n)
+            outputs.append(h)
+        return torch.stack(outputs, 1)
 
 
 class SequenceClassifier(nn.Module):
@@ -30,10 +124,10 @@ class SequenceClassifier(nn.Module):
 def gru(
     input_shape: tuple[int, ...], num_classes: int, hidden_size: int, num_layers: int
 ) -> nn.Module:
-    return SequenceClassifier(DPGRU, input_shape[-1], hidden_size, num_layers, num_classes)
+    return SequenceClassifier(GRU, input_shape[-1], hidden_size, num_layers, num_classes)
 
 
 def lstm(
     input_shape: tuple[int, ...], num_classes: int, hidden_size: int, num_layers: int
 ) -> nn.Module:
-    return SequenceClassifier(DPLSTM, input_shape[-1], hidden_size, num_layers, num_classes)
+    return SequenceClassifier(LSTM, input_shape[-1], hidden_size, num_layers, num_classes)

@@ -1,8 +1,12 @@
 """Models by name, each with the Opacus grad-sample mode medfed uses for it by default.
 
-Dense models use ghost clipping: on a 1M-parameter MLP it is ~20× faster than per-sample
-hooks on CPU (and within ~10% of hooks on tiny ones); conv and recurrent models use hooks,
-the fastest mode that survives empty Poisson batches (docs/benchmarks.md, DP cost).
+Dense models use ghost clipping: on a 1M-parameter MLP it is ~20× faster than per-sample hooks
+or `ew` on CPU (on the tiny default MLP `ew` is ~1.5× faster, but no mode meets the target).
+The CNN uses `ew` (torch's expanded weights): Opacus has no ghost norm for Conv2d/GroupNorm,
+and `ew` beats hooks; the trainer turns its empty Poisson batches into noise-only steps.
+Recurrent models use hooks: each of their Linear layers runs once per sequence
+(models/recurrent.py), where hooks beat ghost's second backward pass and `ew` cannot run.
+Measurements: docs/benchmarks.md, DP cost.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "logistic": ModelSpec(logistic, "ghost", 1),
     "mlp": ModelSpec(mlp, "ghost", 1),
-    "cnn": ModelSpec(cnn, "hooks", 3),
+    "cnn": ModelSpec(cnn, "ew", 3),
     "gru": ModelSpec(gru, "hooks", 2),
     "lstm": ModelSpec(lstm, "hooks", 2),
 }

@@ -103,3 +103,42 @@ def test_weighted_cross_entropy_honours_reduction_none():
     )
     assert torch.allclose(per_sample, reference)
     assert weights.tolist() == pytest.approx([2.0, 2 / 3])
+
+
+def _train_shaped(name, shape, mode, batch, noise_multiplier, max_grad_norm):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, *shape)).astype(np.float32)
+    y = (x.reshape(40, -1)[:, 0] > 0).astype(np.int64)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, hidden_size=8), shape, 2)
+    q, _ = poisson_plan(len(y), batch)
+    training = LocalTraining(1, batch, 0.5, grad_sample_mode=mode)
+    noise = NoiseSettings(noise_multiplier, max_grad_norm, q, "rdp")
+    return train_locally(model, x, y, 2, training, noise, [], CPU, seed=0)
+
+
+@pytest.mark.parametrize(
+    "name, shape, mode",
+    [
+        ("cnn", (1, 8, 8), "ew"),
+        ("cnn", (1, 8, 8), "ghost"),
+        ("lstm", (6, 3), "ghost"),
+        ("gru", (6, 3), "ghost"),
+    ],
+)
+def test_other_modes_clip_per_sample_exactly_as_hooks(name, shape, mode):
+    # No noise and a small clipping norm: the update is the sum of clipped per-sample gradients
+    hooks = _train_shaped(name, shape, "hooks", 8, 0.0, 0.1).state_dict
+    other = _train_shaped(name, shape, mode, 8, 0.0, 0.1).state_dict
+    for key in hooks:
+        torch.testing.assert_close(other[key], hooks[key], atol=1e-6, rtol=1e-5)
+
+
+def test_ew_takes_empty_poisson_batches_as_counted_noise_steps():
+    q, steps = poisson_plan(40, 1)
+    outcome = _train_shaped("cnn", (1, 8, 8), "ew", 1, 1.0, 1.0)
+    assert outcome.steps == steps == 40
+    expected = RDPAccountant()
+    for _ in range(40):
+        expected.step(noise_multiplier=1.0, sample_rate=q)
+    assert outcome.history == expected.history

@@ -34,3 +34,61 @@ def test_unknown_model_lists_the_choices():
 def test_model_for_the_wrong_data_rank_is_a_config_error():
     with pytest.raises(ConfigError, match="expects samples of rank 3"):
         build_model(ModelConfig(name="cnn"), (13,), 2)
+
+
+def _gate_rows(hidden, order):
+    return torch.cat([torch.arange(g * hidden, (g + 1) * hidden) for g in order])
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_recurrent_layers_compute_what_torch_lstm_and_gru_compute_and_their_gradients(name):
+    torch.manual_seed(0)
+    hidden, layers = 6, 2
+    reference = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[name](
+        3, hidden, num_layers=layers, batch_first=True
+    )
+    model = build_model(ModelConfig(name=name, hidden_size=hidden, num_layers=layers), (7, 3), 2)
+    rows = _gate_rows(hidden, [0, 1, 3, 2] if name == "lstm" else [0, 1, 2])  # i, f, o, g
+    with torch.no_grad():
+        for layer in range(layers):
+            ih, hh = model.encoder.ih[layer], model.encoder.hh[layer]
+            ih.weight.copy_(getattr(reference, f"weight_ih_l{layer}")[rows])
+            hh.weight.copy_(getattr(reference, f"weight_hh_l{layer}")[rows])
+            bias_ih = getattr(reference, f"bias_ih_l{layer}")
+            bias_hh = getattr(reference, f"bias_hh_l{layer}")
+            if hh.bias is None:
+                ih.bias.copy_((bias_ih + bias_hh)[rows])
+            else:
+                ih.bias.copy_(bias_ih[rows])
+                hh.bias.copy_(bias_hh[rows])
+    sequences, weights = torch.randn(5, 7, 3), torch.randn(5, 7, hidden)
+    (model.encoder(sequences)[0] * weights).sum().backward()
+    (reference(sequences)[0] * weights).sum().backward()
+    torch.testing.assert_close(model.encoder(sequences)[0], reference(sequences)[0])
+    for layer in range(layers):  # the per-layer hidden-to-hidden call gives exact gradients
+        ih, hh = model.encoder.ih[layer], model.encoder.hh[layer]
+        torch.testing.assert_close(
+            ih.weight.grad, getattr(reference, f"weight_ih_l{layer}").grad[rows]
+        )
+        torch.testing.assert_close(
+            hh.weight.grad, getattr(reference, f"weight_hh_l{layer}").grad[rows]
+        )
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_opacus_per_sample_gradients_of_recurrent_models_match_one_sample_at_a_time(name):
+    from opacus import GradSampleModule
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, hidden_size=5, num_layers=2), (6, 3), 2)
+    sequences, labels = torch.randn(4, 6, 3), torch.tensor([0, 1, 1, 0])
+    wrapped = GradSampleModule(model, loss_reduction="sum")
+    torch.nn.functional.cross_entropy(wrapped(sequences), labels, reduction="sum").backward()
+    per_sample = {n: p.grad_sample.clone() for n, p in model.named_parameters()}
+    wrapped._close()
+    for i in range(len(labels)):
+        model.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(sequences[i : i + 1]), labels[i : i + 1])
+        loss.backward()
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(per_sample[n][i], p.grad, atol=1e-6, rtol=1e-5)
