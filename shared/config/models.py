@@ -57,7 +57,9 @@ class TrainingConfig(StrictModel):
     momentum: float = Field(default=0.0, ge=0, lt=1)
     class_weighted: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # "ew" and "functorch" are left out: they crash on the empty batches Poisson sampling makes.
+    # "auto" picks the fastest mode that is valid for the model (shared/models/registry.py):
+    # ghost for dense models, ew for the CNN, hooks for the recurrent ones. "ew" is not offered
+    # by hand (it cannot run every model); "functorch" crashes on empty Poisson batches.
     grad_sample_mode: Literal["auto", "hooks", "ghost"] = "auto"
 
 
