@@ -99,7 +99,9 @@ def _serve_one(connection: Connection, load_hospital) -> None:  # noqa: ANN001
         log.warning("malformed request from the relay: %s", error)
         connection.send((refusal("unknown", ProtocolError(str(error))), None))
         return
+    started = time.perf_counter()
     reply = answer(message_type, content, context, load_hospital)
+    log.info("answered a %s message in %.3f s", message_type, time.perf_counter() - started)
     try:
         connection.send((reply, context.state))
     except OSError as error:

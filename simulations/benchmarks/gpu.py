@@ -2,8 +2,8 @@
 
 The same steps as dp_cost (its `plain_step` and `private_step`, medfed's trainer `backward`) on
 the CUDA device, timed with the device synchronised after each step; fastest of the repeats.
-Private rows use the Poisson-safe grad-sample modes (hooks, ghost; medfed's `auto` for the CNN
-is the registry's). Without a CUDA device it prints one line saying so and exits 0.
+Private rows use the grad-sample modes medfed's trainer runs safely on Poisson's empty batches
+(hooks, ew, ghost; `auto` picks ew for the CNN, see shared/models/registry.py). Without a CUDA device it prints one line saying so and exits 0.
 Run: python -m medfed.simulations.benchmarks.gpu [--quick]
 """
 
@@ -30,7 +30,7 @@ from medfed.simulations.benchmarks.dp_cost import (
 
 SKIP = "GPU benchmark skipped: no CUDA device (torch.cuda.is_available() is False)"
 MODEL = "cnn"
-SAFE_MODES = ("hooks", "ghost")  # ew and functorch crash on Poisson's empty batches
+SAFE_MODES = ("hooks", "ew", "ghost")  # functorch crashes on Poisson's empty batches
 
 
 def samples_per_second(
