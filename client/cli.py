@@ -201,9 +201,7 @@ def _run_supernode(
             stop_process(node)
 
 
-def _wait_keeping_worker(
-    node: subprocess.Popen, node_config: Path, worker: WorkerProcess
-) -> int:
+def _wait_keeping_worker(node: subprocess.Popen, node_config: Path, worker: WorkerProcess) -> int:
     """The SuperNode's exit code; a worker that dies meanwhile is restarted."""
     while True:
         try:

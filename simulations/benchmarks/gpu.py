@@ -3,7 +3,8 @@
 The same steps as dp_cost (its `plain_step` and `private_step`, medfed's trainer `backward`) on
 the CUDA device, timed with the device synchronised after each step; fastest of the repeats.
 Private rows use the grad-sample modes medfed's trainer runs safely on Poisson's empty batches
-(hooks, ew, ghost; `auto` picks ew for the CNN, see shared/models/registry.py). Without a CUDA device it prints one line saying so and exits 0.
+(hooks, ew, ghost; `auto` picks ew for the CNN, see shared/models/registry.py). Without a CUDA
+device it prints one line saying so and exits 0.
 Run: python -m medfed.simulations.benchmarks.gpu [--quick]
 """
 
