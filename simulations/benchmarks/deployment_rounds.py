@@ -1,10 +1,10 @@
 """Seconds per round of a deployed federation (SuperLink + 3 SuperNodes, TLS + node auth).
 
-Runs, in one go on 127.0.0.1 and the same runtime: a no-op ClientApp (echoes the model, imports
-only Flower: the floor that Flower's process-per-message SuperNode sets); medfed's DP ClientApp
-run inside the process the SuperNode starts per message (Flower's default path: torch + Opacus
-imported every message); and medfed's deployed relay + warm worker, secure aggregation off and
-on. Prints a markdown table.
+Runs, in one go on 127.0.0.1 and the same runtime: a no-op ClientApp (replies with a changed
+copy of the model, imports only Flower: the floor that Flower's process-per-message SuperNode
+sets); medfed's DP ClientApp run inside the process the SuperNode starts per message (Flower's
+default path: torch + Opacus imported every message); and medfed's deployed relay + warm
+worker, secure aggregation off and on. Prints a markdown table.
 
     python -m medfed.simulations.benchmarks.deployment_rounds [--rounds 3] [--out DIR]
 """
@@ -21,7 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+import numpy as np
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 
 from medfed.shared.processes import stop_process
@@ -36,13 +45,21 @@ noop_app = ClientApp()
 
 @noop_app.train()
 def _echo(msg: Message, context: Context) -> Message:
-    """Reply with the received model unchanged: no torch, no data, no DP."""
+    """Reply with a changed copy of the received model: no torch, no data, no DP.
+
+    Changed, because Flower stores objects by content hash: an echoed model is already at the
+    SuperNode and SuperLink and is never uploaded, which no training hospital can match.
+    """
     name = f"node-{context.node_id}"
     outcome = ConfigRecord({"hospital": name, "status": "ok", "code": "", "message": ""})
+    received = msg.content.array_records["arrays"]
+    changed = ArrayRecord(
+        {key: Array(np.nextafter(array.numpy(), np.inf)) for key, array in received.items()}
+    )
     content = RecordDict(
         {
             "outcome": outcome,
-            "arrays": msg.content.array_records["arrays"],
+            "arrays": changed,
             "train_metrics": MetricRecord({"num-examples": 1.0}),
         }
     )
