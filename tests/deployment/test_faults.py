@@ -10,7 +10,9 @@ from medfed.shared.privacy.verify import verify_ledger
 
 pytestmark = pytest.mark.slow
 HOSPITALS = ["Cleveland", "Hungary", "VA"]
-ROUND_TIMEOUT_S = 60
+# Above Flower's heartbeat window (2 × 30 s): a dead hospital is noticed by its missing
+# heartbeat, which is also what lets its restarted SuperNode back in for the next round.
+ROUND_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
