@@ -26,11 +26,15 @@ import tomllib
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flwr.app import Context, RecordDict
 
 from medfed.shared.errors import HospitalUnavailable, MedfedError, ProtocolError
 from medfed.shared.processes import stop_process
+
+if TYPE_CHECKING:  # medfed-client imports this module; torch loads in the worker only
+    from medfed.client.client_app import HospitalLoader
 
 log = logging.getLogger("medfed.client")
 
@@ -80,7 +84,7 @@ class WorkerProcess:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _serve_one(connection: Connection, load_hospital) -> None:  # noqa: ANN001
+def _serve_one(connection: Connection, load_hospital: HospitalLoader) -> None:
     from medfed.client.client_app import answer, refusal
 
     try:
@@ -97,18 +101,18 @@ def _serve_one(connection: Connection, load_hospital) -> None:  # noqa: ANN001
             raise ProtocolError("worker request is not (message type, content, context)")
     except (TypeError, ValueError, ProtocolError) as error:
         log.warning("malformed request from the relay: %s", error)
-        connection.send((refusal("unknown", ProtocolError(str(error))), None))
-        return
-    started = time.perf_counter()
-    reply = answer(message_type, content, context, load_hospital)
-    log.info("answered a %s message in %.3f s", message_type, time.perf_counter() - started)
+        reply, state = refusal("unknown", ProtocolError(str(error))), None
+    else:
+        started = time.perf_counter()
+        reply, state = answer(message_type, content, context, load_hospital), context.state
+        log.info("answered a %s message in %.3f s", message_type, time.perf_counter() - started)
     try:
-        connection.send((reply, context.state))
+        connection.send((reply, state))
     except OSError as error:
         log.warning("could not hand the reply back to the relay: %s", error)
 
 
-def serve(listener: Listener, load_hospital) -> None:  # noqa: ANN001
+def serve(listener: Listener, load_hospital: HospitalLoader) -> None:
     """Answer one relay request per connection until the listener is closed."""
     while True:
         try:
@@ -129,7 +133,7 @@ def _exit_with_parent(parent_pid: int) -> None:
     os._exit(0)
 
 
-def warm_up(node_config_path: Path):  # noqa: ANN201
+def warm_up(node_config_path: Path) -> HospitalLoader:
     """Import torch + Opacus, load the hospital's data into memory; returns the loader."""
     import torch
 
