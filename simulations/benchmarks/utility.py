@@ -67,7 +67,11 @@ class Score:
 def settings_for(name: str, epsilon: float | None, scratch: Path) -> HospitalSettings:
     """A hospital with a fresh ledger whose lifetime budget is `epsilon` (None: no DP)."""
     ledger, keys = scratch / f"{name}.jsonl", scratch / "keys"
-    return HospitalSettings(name, epsilon or 1.0, ledger, keys, privacy_enabled=epsilon is not None)
+    enabled = epsilon is not None
+    # A simulation: noise from the seed, so each seed's row reproduces (see HospitalSettings).
+    return HospitalSettings(
+        name, epsilon or 1.0, ledger, keys, privacy_enabled=enabled, seeded_noise=True
+    )
 
 
 def configured(base: RunConfig, seed: int, epsilon: float | None, strategy: str) -> RunConfig:
