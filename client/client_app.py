@@ -23,7 +23,7 @@ from medfed.client.hospital import (
     train_round,
 )
 from medfed.client.policy import check_instruction
-from medfed.client.replay import RoundMemory
+from medfed.client.replay import RoundMemory, request_digest
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import MedfedError, PrivacyBudgetExceeded, ProtocolError
 from medfed.shared.instruction import RoundInstruction
@@ -68,10 +68,11 @@ def _trained(
     """This round's result: the one already released for an identical request (a resumed
     coordinator re-sending it), else freshly trained under the ledger."""
     memory = RoundMemory(settings.ledger_path.with_suffix(".rounds"))
-    result = memory.recall(instruction, weights)
+    digest = request_digest(instruction, weights)
+    result = memory.recall(instruction.run_id, digest)
     if result is None:
         result = train_round(data, settings, instruction, weights)
-        memory.remember(instruction, weights, result)
+        memory.remember(instruction.run_id, digest, result)
     return result
 
 

@@ -33,6 +33,17 @@ def file_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
+def require_file(data_path: Path) -> os.stat_result:
+    """The data file's stat (size and mtime name its in-memory copy).
+
+    Raises:
+        DataError: no such file.
+    """
+    if not data_path.is_file():
+        raise DataError(f"data.path: {data_path} not found (point it at this hospital's CSV)")
+    return data_path.stat()
+
+
 def preprocess(dataset: str, data_path: Path, name: str) -> HospitalData:
     """Read and split the hospital's own file (the simulation's loaders, one hospital).
 
@@ -42,8 +53,6 @@ def preprocess(dataset: str, data_path: Path, name: str) -> HospitalData:
     from medfed.shared.config.models import DataConfig
     from medfed.shared.data import load_federation
 
-    if not data_path.is_file():
-        raise DataError(f"data.path: {data_path} not found (point it at this hospital's CSV)")
     config = DataConfig(dataset=dataset, path=data_path, partition="natural")
     hospitals = load_federation(config, 0)
     if len(hospitals) != 1:
@@ -64,8 +73,7 @@ def cached_data(dataset: str, data_path: Path, name: str, cache_dir: Path) -> Ho
     Raises:
         DataError: the file is missing or unusable.
     """
-    if not data_path.is_file():
-        raise DataError(f"data.path: {data_path} not found (point it at this hospital's CSV)")
+    require_file(data_path)
     cache_path = cache_dir / f"{file_fingerprint(data_path)}.pkl"
     if cache_path.is_file():
         with cache_path.open("rb") as handle:
@@ -127,12 +135,7 @@ class NodeHospital:
         node_config = dict(context.node_config)
         settings = settings_from_node_config(node_config)
         data_path = Path(_required(node_config, "data-path"))
-        try:
-            stat = data_path.stat()
-        except OSError:
-            raise DataError(
-                f"data.path: {data_path} not found (point it at this hospital's CSV)"
-            ) from None
+        stat = require_file(data_path)
         key = (str(data_path), stat.st_size, stat.st_mtime_ns, settings.name)
         if key not in self._loaded:
             self._loaded = {

@@ -34,36 +34,29 @@ class RoundMemory:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def _path(self, instruction: RoundInstruction) -> Path:
-        return self.folder / f"{instruction.run_id}.pt"
+    def _path(self, run_id: str) -> Path:
+        return self.folder / f"{run_id}.pt"
 
-    def recall(
-        self, instruction: RoundInstruction, weights: dict[str, torch.Tensor]
-    ) -> RoundResult | None:
-        """The result already released for exactly this request, or None."""
-        path = self._path(instruction)
+    def recall(self, run_id: str, digest: str) -> RoundResult | None:
+        """The result already released for the request with this `request_digest`, or None."""
+        path = self._path(run_id)
         if not path.is_file():
             return None
         try:
             kept = torch.load(path, weights_only=True)
         except (OSError, RuntimeError, EOFError):
             return None  # unreadable (e.g. torn by a crash): train afresh, counted afresh
-        if kept.get("digest") != request_digest(instruction, weights):
+        if kept.get("digest") != digest:
             return None
         return RoundResult(kept["state_dict"], kept["train_metrics"], kept["evaluation"])
 
-    def remember(
-        self,
-        instruction: RoundInstruction,
-        weights: dict[str, torch.Tensor],
-        result: RoundResult,
-    ) -> None:
+    def remember(self, run_id: str, digest: str, result: RoundResult) -> None:
         """Keep `result` as the run's latest round (written atomically, owner-only folder)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self._path(instruction)
+        path = self._path(run_id)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         kept = {
-            "digest": request_digest(instruction, weights),
+            "digest": digest,
             "state_dict": result.state_dict,
             "train_metrics": result.train_metrics,
             "evaluation": result.evaluation,
