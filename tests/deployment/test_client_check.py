@@ -5,6 +5,17 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def _check(folder: Path) -> subprocess.CompletedProcess:
+    """`medfed-client --config hospital.toml --check` run in `folder`."""
+    return subprocess.run(
+        [str(BIN / "medfed-client"), "--config", "hospital.toml", "--check"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_client_reports_every_problem_on_its_own_line_before_connecting(tmp_path):
     (tmp_path / "hospital.toml").write_text(
         'name = "Cleveland"\n'
@@ -17,13 +28,7 @@ def test_client_reports_every_problem_on_its_own_line_before_connecting(tmp_path
         "[privacy]\n"
         "max_epsilon = 1.0\n"
     )
-    done = subprocess.run(
-        [str(BIN / "medfed-client"), "--config", "hospital.toml", "--check"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _check(tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 3, done.stderr
@@ -35,12 +40,6 @@ def test_client_reports_every_problem_on_its_own_line_before_connecting(tmp_path
 
 def test_client_names_an_unknown_key(tmp_path):
     (tmp_path / "hospital.toml").write_text('name = "X"\nmax_epsilon = 1\n')
-    done = subprocess.run(
-        [str(BIN / "medfed-client"), "--config", "hospital.toml", "--check"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _check(tmp_path)
     assert done.returncode == 2
     assert "hospital.toml" in done.stderr and "Traceback" not in done.stderr
