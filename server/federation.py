@@ -199,7 +199,6 @@ class Federation:
         )
         self.state.members = set(nodes)
         if self.run.secure_aggregation.enabled:
-            nodes = sorted(self.grid.get_node_ids())
             config, timeout_s = self.run.secure_aggregation, self.run.strategy.timeout_s
             self.secure = SecureAggregator(self.grid, config, self.run_id, timeout_s)
             self.secure.setup(nodes)
