@@ -1,9 +1,9 @@
 """`medfed-client --config hospital.toml`: check the hospital's setup, then run its SuperNode.
 
 Everything is checked before connecting (each problem one line, exit 2). Then the hospital's
-warm worker starts (torch, Opacus and the data loaded once, see `medfed.client.worker`) and the
-SuperNode, whose node config carries the data path, ledger directory, budget, policy and the
-worker's socket.
+warm executor starts (torch, Opacus and the data loaded once, see `medfed.client.executor`) and
+the SuperNode in Flower's `--isolation process` mode, whose node config carries the data path,
+ledger directory, budget and policy; the executor runs the SuperNode's ClientApp tasks.
 """
 
 from __future__ import annotations
@@ -19,16 +19,15 @@ from typing import Annotated
 
 import typer
 
-from medfed.client.deployed_app import AUTHKEY_KEY, SOCKET_KEY
+from medfed.client.executor import ExecutorProcess
 from medfed.client.hospital_config import HospitalConfig, load_hospital_config
-from medfed.client.worker import WorkerProcess
 from medfed.shared.cli import run_cli
 from medfed.shared.errors import HospitalUnavailable, MedfedError
 from medfed.shared.processes import stop_process
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 RETRY_S = 1.0
-WORKER_START_S = 300.0  # importing torch + Opacus on a busy machine, then loading the data
+EXECUTOR_START_S = 300.0  # importing torch + Opacus on a busy machine, then loading the data
 
 
 def problems_of(config: HospitalConfig, source: Path) -> list[str]:
@@ -68,8 +67,8 @@ def _cache_dir(config: HospitalConfig) -> Path:
     return config.state_dir / "cache"
 
 
-def node_config_file(config: HospitalConfig, socket: Path, key_file: Path) -> Path:
-    """STATE_DIR/node-config.toml: the flat keys the relay app and the worker read."""
+def node_config_file(config: HospitalConfig) -> Path:
+    """STATE_DIR/node-config.toml: the flat keys the deployed ClientApp reads."""
     values = {
         "name": config.name,
         "dataset": config.data.dataset,
@@ -84,8 +83,6 @@ def node_config_file(config: HospitalConfig, socket: Path, key_file: Path) -> Pa
         "threads": config.threads,
         "policy": config.policy.model_dump_json(),
         "secure-aggregation": config.secure_aggregation.model_dump_json(),
-        SOCKET_KEY: str(socket),
-        AUTHKEY_KEY: str(key_file),
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     path = config.state_dir / "node-config.toml"
@@ -94,7 +91,16 @@ def node_config_file(config: HospitalConfig, socket: Path, key_file: Path) -> Pa
     return path
 
 
-def supernode_command(config: HospitalConfig, node_config: Path) -> list[str]:
+def runtime_api_address(config: HospitalConfig) -> str:
+    """Where the SuperNode serves its Runtime API to the executor (loopback only)."""
+    return f"127.0.0.1:{config.connection.clientappio_port}"
+
+
+def supernode_command(
+    config: HospitalConfig, node_config: Path, secret_file: Path | None
+) -> list[str]:
+    """The SuperNode's command line: its tasks left to medfed's executor (authenticated with
+    `secret_file`), or with `secret_file=None` to Flower's own process-per-message SuperExec."""
     connection = config.connection
     command = [
         str(Path(sys.executable).parent / "flower-supernode"),
@@ -105,6 +111,8 @@ def supernode_command(config: HospitalConfig, node_config: Path) -> list[str]:
         "--port",
         str(connection.clientappio_port),
     ]
+    if secret_file is not None:
+        command += ["--isolation", "process", "--superexec-auth-secret-file", str(secret_file)]
     if connection.max_wait_s is not None:
         command += ["--max-wait-time", str(connection.max_wait_s)]
     if connection.insecure:
@@ -122,6 +130,14 @@ def supernode_command(config: HospitalConfig, node_config: Path) -> list[str]:
 def start(
     config: Annotated[Path, typer.Option("--config", help="the hospital's hospital.toml")],
     check: Annotated[bool, typer.Option("--check", help="validate only; do not connect")] = False,
+    flower_subprocess: Annotated[
+        bool,
+        typer.Option(
+            "--flower-subprocess",
+            hidden=True,
+            help="benchmarks: Flower's own process per message instead of the warm executor",
+        ),
+    ] = False,
 ) -> None:
     """Check the hospital's config and data, then run its Flower SuperNode until stopped."""
     hospital = load_hospital_config(config)
@@ -137,28 +153,31 @@ def start(
         typer.echo("WARNING: connection.insecure = true: plaintext, unauthenticated", err=True)
     environment = dict(os.environ)
     environment["FLWR_HOME"] = str(hospital.state_dir / "flwr")
-    # Flower's documented SuperExec knob: look for work every 0.2 s instead of every 1 s.
-    environment.setdefault("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", "0.2")
-    # The SuperNode starts `flower-superexec` by name: it must find this environment's copy.
+    environment.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # a hospital node does not phone home
+    # With --flower-subprocess the SuperNode starts `flower-superexec` by name: this environment's.
     bin_dir = str(Path(sys.executable).parent)
     environment["PATH"] = os.pathsep.join([bin_dir, environment.get("PATH", "")])
 
     def stop(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)  # the `finally`s below stop the worker and SuperNode
+        raise SystemExit(128 + signum)  # the `finally`s below stop the executor and SuperNode
 
     signal.signal(signal.SIGTERM, stop)
-    worker = WorkerProcess(hospital.state_dir / "worker.log")
+    executor = None if flower_subprocess else ExecutorProcess(hospital.state_dir / "executor.log")
     try:
-        node_config = node_config_file(hospital, worker.socket, worker.key_file)
-        worker.start(node_config, WORKER_START_S)
+        node_config = node_config_file(hospital)
+        if executor is not None:
+            executor.start(
+                runtime_api_address(hospital), node_config, environment, EXECUTOR_START_S
+            )
         log_path = hospital.state_dir / "supernode.log"
         typer.echo(f"SuperNode connecting to {hospital.connection.superlink}; log: {log_path}")
-        code = _run_supernode(hospital, node_config, environment, log_path, worker)
+        code = _run_supernode(hospital, node_config, environment, log_path, executor)
     except HospitalUnavailable as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:
-        worker.stop()
+        if executor is not None:
+            executor.stop()
     if code != 0:
         typer.echo(
             f"error: the SuperNode exited with {code} (coordinator unreachable, TLS mismatch "
@@ -173,9 +192,9 @@ def _run_supernode(
     node_config: Path,
     environment: dict[str, str],
     log_path: Path,
-    worker: WorkerProcess,
+    executor: ExecutorProcess | None,
 ) -> int:
-    """Run the SuperNode (and keep the worker running); restart the SuperNode when it fails
+    """Run the SuperNode (and keep the executor running); restart the SuperNode when it fails
     (the coordinator may not have registered this hospital yet) until `connection.max_wait_s`
     has passed. Returns the last exit code."""
     max_wait_s = hospital.connection.max_wait_s
@@ -185,13 +204,13 @@ def _run_supernode(
         while True:
             with log_path.open("ab") as log:
                 node = subprocess.Popen(
-                    supernode_command(hospital, node_config),
+                    supernode_command(hospital, node_config, executor and executor.secret_file),
                     env=environment,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            code = _wait_keeping_worker(node, node_config, worker)
+            code = _wait_keeping_executor(node, hospital, node_config, environment, executor)
             if code == 0 or (deadline is not None and time.monotonic() > deadline):
                 return code
             typer.echo(f"SuperNode exited with {code}; retrying in {RETRY_S:.0f} s", err=True)
@@ -201,16 +220,24 @@ def _run_supernode(
             stop_process(node)
 
 
-def _wait_keeping_worker(node: subprocess.Popen, node_config: Path, worker: WorkerProcess) -> int:
-    """The SuperNode's exit code; a worker that dies meanwhile is restarted."""
+def _wait_keeping_executor(
+    node: subprocess.Popen,
+    hospital: HospitalConfig,
+    node_config: Path,
+    environment: dict[str, str],
+    executor: ExecutorProcess | None,
+) -> int:
+    """The SuperNode's exit code; an executor that dies meanwhile is restarted."""
     while True:
         try:
             return node.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             pass
-        if not worker.running():
-            typer.echo("the hospital's worker stopped; restarting it", err=True)
-            worker.start(node_config, WORKER_START_S)
+        if executor is not None and not executor.running():
+            typer.echo("the hospital's executor stopped; restarting it", err=True)
+            executor.start(
+                runtime_api_address(hospital), node_config, environment, EXECUTOR_START_S
+            )
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """The hospital's answers to coordinator messages, and the Flower ClientApp that gives them.
 
 `answer` turns one message's content into the reply's content: the simulation's ClientApp
-calls it in-process, a deployed hospital's warm worker (`medfed.client.worker`) calls it for
-the relay ClientApp. Every failure becomes a typed outcome in the reply (code + safe
+calls it in-process; a deployed hospital runs the same app (`medfed.client.deployed_app`) in
+forks of its warm executor. Every failure becomes a typed outcome in the reply (code + safe
 message); tracebacks stay in the hospital's log.
 """
 

@@ -1,7 +1,7 @@
 """A deployed hospital's settings and data, as `medfed-client` passed them in node config.
 
 The data is preprocessed once and cached on disk under the dataset's fingerprint (the file's
-SHA-256): a changed file is a new cache entry, never a stale one. The warm worker also keeps
+SHA-256): a changed file is a new cache entry, never a stale one. The warm executor also keeps
 it in memory while the file's size and modification time stay the same.
 """
 

@@ -70,7 +70,7 @@ class ProtocolError(MedfedError):
 
 
 class HospitalUnavailable(MedfedError):
-    """The hospital's warm worker process is not running or died mid-request."""
+    """The hospital's warm executor did not start (it loads the data and the ClientApp)."""
 
     code = "hospital_unavailable"
 

@@ -1,9 +1,10 @@
-"""Stopping what medfed starts: a SuperLink, a SuperNode and their child processes."""
+"""Starting and stopping what medfed runs: a SuperLink, a SuperNode and their child processes."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 
 
@@ -25,3 +26,10 @@ def stop_process(process: subprocess.Popen | None, grace_s: float = 5.0) -> None
         except ProcessLookupError:
             pass
         process.wait()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a process about to be started)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

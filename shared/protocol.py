@@ -15,7 +15,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from medfed.shared.errors import MedfedError, PolicyViolation, PrivacyBudgetExceeded
 
-if TYPE_CHECKING:  # the hospital's relay process imports this module without torch
+if TYPE_CHECKING:  # torch loads only where a model is built
     import torch
 
 ARRAYS = "arrays"

@@ -1,12 +1,17 @@
 """Seconds per round of a deployed federation (SuperLink + 3 SuperNodes, TLS + node auth).
 
-Runs, in one go on 127.0.0.1 and the same runtime: a no-op ClientApp (replies with a changed
-copy of the model, imports only Flower: the floor that Flower's process-per-message SuperNode
-sets); medfed's DP ClientApp run inside the process the SuperNode starts per message (Flower's
-default path: torch + Opacus imported every message); and medfed's deployed relay + warm
-worker, secure aggregation off and on. Prints a markdown table.
+Runs, in one go on 127.0.0.1 with the same SuperLink, TLS and node auth:
 
-    python -m medfed.simulations.benchmarks.deployment_rounds [--rounds 3] [--out DIR]
+- Flower's default path (the SuperNode's SuperExec starts a `flwr-clientapp` process per
+  message): a no-op ClientApp (replies with a changed copy of the model, imports only Flower:
+  the floor the issue names) and medfed's DP ClientApp (torch + Opacus imported every message);
+- `medfed-client` as a hospital runs it (the warm executor forks a ready interpreter per task):
+  the same no-op ClientApp (what is left is Flower's transport and polling) and medfed's DP
+  ClientApp, secure aggregation off and on.
+
+Prints a markdown table.
+
+    python -m medfed.simulations.benchmarks.deployment_rounds [--rounds 5] [--out DIR]
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,12 +37,11 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 
-from medfed.shared.processes import stop_process
+from medfed.shared.processes import free_port, stop_process
 
 BIN = Path(sys.executable).parent
 HOSPITALS = {"Cleveland": "Cleveland", "Hungary": "Hungary", "VA": "VA Long Beach"}
 NOOP_APP = "medfed.simulations.benchmarks.deployment_rounds:noop_app"
-IN_PROCESS_APP = "medfed.simulations.benchmarks.inprocess_app:app"
 
 noop_app = ClientApp()
 
@@ -72,12 +75,6 @@ def _score(msg: Message, context: Context) -> Message:
         {"hospital": f"node-{context.node_id}", "status": "ok", "code": "", "message": ""}
     )
     return Message(RecordDict({"outcome": outcome}), reply_to=msg)
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _run(argv: list[str], cwd: Path) -> None:
@@ -115,7 +112,7 @@ def write_configs(root: Path, rounds: int, secure: bool, port: int) -> None:
         (root / f"{h}.toml").write_text(
             f'name = "{h}"\nstate_dir = "state/{h}"\n[connection]\n'
             f'superlink = "127.0.0.1:{port}"\nroot_certificates = "certs/ca.crt"\n'
-            f'private_key = "certs/nodes/{h}"\nclientappio_port = {_port()}\n'
+            f'private_key = "certs/nodes/{h}"\nclientappio_port = {free_port()}\n'
             f'[data]\npath = "{h}.csv"\n[privacy]\nmax_epsilon = 1000.0\n'
             f'ledger_dir = "state/{h}/ledger"\n'
         )
@@ -132,16 +129,21 @@ def _start(argv: list[str], cwd: Path, log: str) -> subprocess.Popen:
         )
 
 
-def measure(root: Path, label: str, rounds: int, secure: bool, clientapp: str | None) -> dict:
-    """One federation run; seconds per training round as the coordinator measured them."""
-    write_configs(root, rounds, secure, _port())
+def measure(
+    root: Path, label: str, rounds: int, secure: bool, clientapp: str | None, flower_path: bool
+) -> dict:
+    """One federation run; seconds per training round as the coordinator measured them.
+
+    `flower_path`: the hospitals' SuperNodes start a process per message (Flower's default)."""
+    write_configs(root, rounds, secure, free_port())
     out = root / f"run-{label}"
     server_argv = ["medfed-server", "--config", "federation.toml", "--out", str(out)]
     if clientapp:
         server_argv += ["--clientapp", clientapp]
     server = _start(server_argv, root, f"server-{label}.out")
+    client_flags = ["--flower-subprocess"] if flower_path else []
     clients = [
-        _start(["medfed-client", "--config", f"{h}.toml"], root, f"{h}-{label}.out")
+        _start(["medfed-client", "--config", f"{h}.toml", *client_flags], root, f"{h}-{label}.out")
         for h in HOSPITALS
     ]
     try:
@@ -163,28 +165,31 @@ def measure(root: Path, label: str, rounds: int, secure: bool, clientapp: str | 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="medfed-deploy-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     prepare(root)
     started = time.perf_counter()
+    rows = [  # (runtime, ClientApp, secure aggregation, ClientApp reference, Flower's path)
+        ("Flower: process per message", "no-op (the floor)", False, NOOP_APP, True),
+        ("Flower: process per message", "medfed DP", False, None, True),
+        ("medfed-client: warm executor", "no-op", False, NOOP_APP, False),
+        ("medfed-client: warm executor", "medfed DP", False, None, False),
+        ("medfed-client: warm executor", "medfed DP + SecAgg+", True, None, False),
+    ]
     results = [
-        measure(root, "no-op ClientApp (floor)", args.rounds, False, NOOP_APP),
-        measure(
-            root, "DP ClientApp in the per-message process", args.rounds, False, IN_PROCESS_APP
-        ),
-        measure(
-            root, "medfed relay + warm worker, secure aggregation off", args.rounds, False, None
-        ),
-        measure(root, "medfed relay + warm worker, secure aggregation on", args.rounds, True, None),
+        (runtime, app, measure(root, f"{index}", args.rounds, secure, reference, flower))
+        for index, (runtime, app, secure, reference, flower) in enumerate(rows)
     ]
     print(f"\n3 hospitals, TLS + node auth, 127.0.0.1, {os.cpu_count()} CPUs, {args.rounds} rounds")
-    print("| ClientApp | round 1 (s) | later rounds, mean (s/round) | exchanges/round |")
-    print("|---|---|---|---|")
-    for r in results:
-        print(f"| {r['label']} | {r['first']:.1f} | {r['steady']:.1f} | {r['exchanges']} |")
+    print(
+        "| hospital runtime | ClientApp | round 1 (s) | later rounds, mean (s/round) | exchanges |"
+    )
+    print("|---|---|---|---|---|")
+    for runtime, app, r in results:
+        print(f"| {runtime} | {app} | {r['first']:.1f} | {r['steady']:.1f} | {r['exchanges']} |")
     print(f"\ntotal {time.perf_counter() - started:.0f} s; files in {root}")
 
 

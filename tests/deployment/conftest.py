@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,11 @@ import pandas as pd
 import pytest
 
 from medfed.shared.data.heart_disease import packaged_csv
+from medfed.shared.processes import free_port
 
 BIN = Path(sys.executable).parent
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 HOSPITALS = {"Cleveland": "Cleveland", "Hungary": "Hungary", "VA": "VA Long Beach"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def documented_commands() -> list[str]:

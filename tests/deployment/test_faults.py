@@ -29,7 +29,7 @@ def survived(deployment_in):
         return [line["round"] for line in deployment.metrics() if line["phase"] == "train"]
 
     def va_apps_started():
-        return deployment.output("state/VA/supernode.log").count("Start `flwr-clientapp` process")
+        return deployment.output("state/VA/executor.log").count("running task")
 
     # Kill VA while its ClientApp works on round 2 (its second message).
     assert deployment.wait_for(lambda: rounds_done() == [1], 300, 0.05), "round 1 missing"
