@@ -162,13 +162,14 @@ def start(
         raise SystemExit(128 + signum)  # the `finally`s below stop the executor and SuperNode
 
     signal.signal(signal.SIGTERM, stop)
-    executor = None if flower_subprocess else ExecutorProcess(hospital.state_dir / "executor.log")
+    node_config = node_config_file(hospital)
+    executor = None
+    if not flower_subprocess:
+        address, executor_log = runtime_api_address(hospital), hospital.state_dir / "executor.log"
+        executor = ExecutorProcess(executor_log, address, node_config, environment)
     try:
-        node_config = node_config_file(hospital)
         if executor is not None:
-            executor.start(
-                runtime_api_address(hospital), node_config, environment, EXECUTOR_START_S
-            )
+            executor.start(EXECUTOR_START_S)
         log_path = hospital.state_dir / "supernode.log"
         typer.echo(f"SuperNode connecting to {hospital.connection.superlink}; log: {log_path}")
         code = _run_supernode(hospital, node_config, environment, log_path, executor)
@@ -210,7 +211,7 @@ def _run_supernode(
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            code = _wait_keeping_executor(node, hospital, node_config, environment, executor)
+            code = _wait_keeping_executor(node, executor)
             if code == 0 or (deadline is not None and time.monotonic() > deadline):
                 return code
             typer.echo(f"SuperNode exited with {code}; retrying in {RETRY_S:.0f} s", err=True)
@@ -220,13 +221,7 @@ def _run_supernode(
             stop_process(node)
 
 
-def _wait_keeping_executor(
-    node: subprocess.Popen,
-    hospital: HospitalConfig,
-    node_config: Path,
-    environment: dict[str, str],
-    executor: ExecutorProcess | None,
-) -> int:
+def _wait_keeping_executor(node: subprocess.Popen, executor: ExecutorProcess | None) -> int:
     """The SuperNode's exit code; an executor that dies meanwhile is restarted."""
     while True:
         try:
@@ -235,9 +230,7 @@ def _wait_keeping_executor(
             pass
         if executor is not None and not executor.running():
             typer.echo("the hospital's executor stopped; restarting it", err=True)
-            executor.start(
-                runtime_api_address(hospital), node_config, environment, EXECUTOR_START_S
-            )
+            executor.start(EXECUTOR_START_S)
 
 
 def main() -> None:

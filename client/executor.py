@@ -46,42 +46,38 @@ class ExecutorProcess:
     the secret file is written 0600 and passed to the SuperNode and the executor by path.
     """
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        runtime_api_address: str,
+        node_config: Path,
+        environment: dict[str, str],
+    ) -> None:
+        """`environment`: the SuperNode's (the same FLWR_HOME)."""
         self.folder = Path(tempfile.mkdtemp(prefix="medfed-executor-"))
         self.secret_file, self.ready_file = self.folder / "secret", self.folder / "ready"
         descriptor = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(secrets.token_bytes(32))
-        self.log_path = log_path
+        self.log_path, self.environment = log_path, environment
+        self.command = [sys.executable, "-m", "medfed.client.executor"]
+        self.command += ["--node-config", str(node_config)]
+        self.command += ["--runtime-api-address", runtime_api_address]
+        self.command += ["--secret-file", str(self.secret_file)]
+        self.command += ["--ready-file", str(self.ready_file)]
         self.process: subprocess.Popen | None = None
 
-    def start(
-        self,
-        runtime_api_address: str,
-        node_config: Path,
-        environment: dict[str, str],
-        timeout_s: float,
-    ) -> None:
-        """Start the executor (with the SuperNode's `environment`: the same FLWR_HOME) and
-        wait until it is warm.
+    def start(self, timeout_s: float) -> None:
+        """Start the executor and wait until it is warm.
 
         Raises:
             HospitalUnavailable: it exited or was not warm within `timeout_s`.
         """
         self.ready_file.unlink(missing_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "medfed.client.executor",
-            "--node-config",
-            str(node_config),
-        ]
-        command += ["--runtime-api-address", runtime_api_address]
-        command += ["--secret-file", str(self.secret_file), "--ready-file", str(self.ready_file)]
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                command,
-                env=environment,
+                self.command,
+                env=self.environment,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

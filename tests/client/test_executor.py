@@ -54,7 +54,7 @@ def _loader(data, settings):
 
 
 def test_secret_file_and_folder_are_private(tmp_path):
-    process = ExecutorProcess(tmp_path / "executor.log")
+    process = ExecutorProcess(tmp_path / "executor.log", "127.0.0.1:9", tmp_path / "n.toml", {})
     try:
         assert process.folder.stat().st_mode & 0o777 == 0o700
         assert process.secret_file.stat().st_mode & 0o777 == 0o600
@@ -71,10 +71,12 @@ def test_an_executor_that_cannot_load_the_data_fails_start_naming_its_log(tmp_pa
         f'cache-dir = "{tmp_path / "cache"}"\nledger-dir = "{tmp_path / "ledger"}"\n'
         "max-epsilon = 1.0\n"
     )
-    process = ExecutorProcess(tmp_path / "executor.log")
+    process = ExecutorProcess(
+        tmp_path / "executor.log", "127.0.0.1:9", node_config, dict(os.environ)
+    )
     try:
         with pytest.raises(HospitalUnavailable, match="executor.log"):
-            process.start("127.0.0.1:9", node_config, dict(os.environ), timeout_s=120)
+            process.start(timeout_s=120)
     finally:
         process.stop()
     assert "missing.csv not found" in (tmp_path / "executor.log").read_text()
@@ -83,7 +85,7 @@ def test_an_executor_that_cannot_load_the_data_fails_start_naming_its_log(tmp_pa
 @pytest.mark.slow
 def test_only_the_executor_can_take_the_supernodes_tasks(tmp_path):
     port = free_port()
-    process = ExecutorProcess(tmp_path / "executor.log")  # only its secret file
+    process = ExecutorProcess(tmp_path / "executor.log", "unused", tmp_path / "unused", {})
     command = [str(BIN / "flower-supernode"), "--insecure", "--superlink", "127.0.0.1:9"]
     command += ["--isolation", "process", "--port", str(port)]
     command += ["--superexec-auth-secret-file", str(process.secret_file)]
