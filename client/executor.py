@@ -119,14 +119,25 @@ def warm_up(node_config_path: Path) -> None:
 
 def run_task(runtime_api_address: str, token: str) -> int:
     """Run one task in a fork of this process (Flower's `run_clientapp`); its exit code."""
+    from flwr.common.constant import APP_DIR
+    from flwr.supercore.utils import get_flwr_home
     from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+    from medfed.client.app_bundle import refuse_bundle_code
 
     parent = os.getpid()
     child = os.fork()
     if child == 0:  # the fork: run the task, never return into the executor's loop
         code = 1
         try:
-            run_clientapp(runtime_api_address, token, insecure=True, parent_pid=parent)
+            refuse_bundle_code(get_flwr_home() / APP_DIR)  # the coordinator ships no code
+            run_clientapp(
+                runtime_api_address,
+                token,
+                insecure=True,
+                parent_pid=parent,
+                runtime_dependency_install=False,  # and installs no packages
+            )
             code = 0
         except SystemExit as done:  # Flower's run_clientapp ends with sys.exit
             code = done.code if isinstance(done.code, int) else 1
