@@ -5,8 +5,8 @@ before importing the ClientApp it names, so a coordinator could otherwise run an
 packs into the bundle at every hospital. medfed's own FAB holds only `pyproject.toml` naming
 the locally installed `medfed.client.deployed_app:app`. The hospital's executor installs
 `BundleCodeRefused` in each task's fork: importing a module from an installed bundle fails
-with an ImportError, which Flower turns into a "could not load the ClientApp" error reply
-(no traceback leaves the hospital).
+with an ImportError, which Flower sends back as the error reply's reason (that one line, no
+traceback and no local path).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ class BundleCodeRefused(importlib.abc.MetaPathFinder):
             folder = Path(entry or ".").resolve()
             if folder.is_relative_to(self.apps_dir) and _provides(folder, name):
                 raise ImportError(
-                    f"refused to import '{fullname}' from the coordinator's app bundle "
-                    f"({folder}): a hospital runs only code installed by its own IT",
+                    f"refused to import '{fullname}' from the coordinator's app bundle: "
+                    "a hospital runs only code installed by its own IT",
                     name=fullname,
                 )
         return None
