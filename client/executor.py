@@ -142,9 +142,11 @@ def run_task(runtime_api_address: str, token: str) -> int:
         except SystemExit as done:  # Flower's run_clientapp ends with sys.exit
             code = done.code if isinstance(done.code, int) else 1
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)  # even if flushing fails: a fork never runs the executor's loop
     _, status = os.waitpid(child, 0)
     return os.waitstatus_to_exitcode(status)
 
