@@ -57,8 +57,6 @@ def _provides(folder: Path, name: str) -> bool:
     )
 
 
-def refuse_bundle_code(apps_dir: Path) -> BundleCodeRefused:
-    """Install the refusal first in `sys.meta_path` (in this process only); returns it."""
-    finder = BundleCodeRefused(apps_dir)
-    sys.meta_path.insert(0, finder)
-    return finder
+def refuse_bundle_code(apps_dir: Path) -> None:
+    """Install the refusal first in `sys.meta_path` (in this process only)."""
+    sys.meta_path.insert(0, BundleCodeRefused(apps_dir))
