@@ -1,59 +1,81 @@
-"""Local training at a hospital: DP-SGD with Opacus (Poisson sampling), or plain SGD.
+"""Local training at a hospital: DP-SGD (Opacus, see `dp_sgd`) or plain SGD, and prediction.
 
-Privacy is counted by Opacus's own accountant hook, once per optimizer step actually taken
-(empty Poisson batches included: they are noise-only steps of the analysed mechanism).
+Every random choice comes from the hospital's `SecureRandom`. Nothing here is computed from the
+labels or the size of the data as a whole: such values come in, already released.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from opacus import PrivacyEngine
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from medfed.shared.privacy.accounting import History, make_accountant
+from medfed.client.dp_sgd import make_private
+from medfed.client.randomness import SecureRandom
+from medfed.shared.privacy.accounting import History
 
 
 @dataclass(frozen=True)
 class LocalTraining:
-    """How a hospital trains in one round (the coordinator's instruction, policy-checked)."""
+    """How a hospital trains in one round (the coordinator's instruction, policy-checked).
+
+    `class_weights`: per-class loss weights from public or DP-released values, or None.
+    """
 
     local_epochs: int
     batch_size: int
     learning_rate: float
     optimizer: str = "sgd"
     momentum: float = 0.0
-    class_weighted: bool = False
+    class_weights: tuple[float, ...] | None = None
     proximal_mu: float = 0.0
     grad_sample_mode: str = "hooks"
 
 
 @dataclass(frozen=True)
 class NoiseSettings:
-    """DP-SGD parameters for one round; `sample_rate` is the Poisson rate used."""
+    """DP-SGD parameters for one round: `sample_rate` is the Poisson rate (1/steps per epoch,
+    from `poisson_plan`), `expected_batch_size` the public divisor of the noised gradient sum."""
 
     noise_multiplier: float
     max_grad_norm: float
     sample_rate: float
     accountant: str
+    expected_batch_size: float
 
 
 @dataclass(frozen=True)
 class TrainOutcome:
     state_dict: dict[str, torch.Tensor]
-    mean_loss: float
     steps: int
     history: History
 
 
-def poisson_plan(num_samples: int, batch_size: int) -> tuple[float, int]:
-    """(sample rate, steps per epoch) exactly as Opacus's DPDataLoader derives them."""
-    batches = -(-num_samples // min(batch_size, num_samples))  # ceil
+def poisson_plan(num_samples: float, batch_size: int) -> tuple[float, int]:
+    """(sample rate, steps per epoch) for a released, possibly non-integer, training-set size."""
+    batches = max(1, math.ceil(num_samples / batch_size))
     return 1.0 / batches, batches
+
+
+class ShuffledBatches(Sampler[list[int]]):
+    """Minibatches of a fresh random permutation each epoch (non-private training)."""
+
+    def __init__(self, num_records: int, batch_size: int, randomness: SecureRandom):
+        self.num_records, self.batch_size, self.randomness = num_records, batch_size, randomness
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_records / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = np.argsort(self.randomness.uniform(self.num_records), kind="stable")
+        for start in range(0, self.num_records, self.batch_size):
+            yield order[start : start + self.batch_size].tolist()
 
 
 class WeightedCrossEntropy(nn.Module):
@@ -72,13 +94,6 @@ class WeightedCrossEntropy(nn.Module):
         if self.reduction == "none":
             return per_sample
         return per_sample.sum() if self.reduction == "sum" else per_sample.mean()
-
-
-def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """n / (k · count) per class (sklearn's "balanced"); absent classes get weight 1."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 1.0)
-    return torch.tensor(weights, dtype=torch.float32)
 
 
 def _optimizer(model: nn.Module, training: LocalTraining) -> torch.optim.Optimizer:
@@ -123,68 +138,54 @@ def train_locally(
     model: nn.Module,
     features: np.ndarray,
     labels: np.ndarray,
-    num_classes: int,
     training: LocalTraining,
     noise: NoiseSettings | None,
     history: History,
     device: torch.device,
-    seed: int,
+    randomness: SecureRandom,
 ) -> TrainOutcome:
     """Train `model` in place for `training.local_epochs`; DP-SGD when `noise` is given.
 
+    Every random choice (Poisson batches, noise, shuffling) is drawn from `randomness`.
     `history` is the accountant history before this round; the outcome's history adds the
     steps actually taken. Returns the unwrapped model's state_dict (no `_module.` prefix).
+
+    Raises:
+        ValueError: `noise.sample_rate` is not 1/k for a whole number of steps k, or
+            `noise.expected_batch_size` is not positive.
     """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
     model.to(device).train()
     dataset = TensorDataset(torch.from_numpy(features), torch.from_numpy(labels))
-    weights = (
-        balanced_class_weights(labels, num_classes).to(device) if training.class_weighted else None
+    weights = training.class_weights
+    criterion = WeightedCrossEntropy(
+        None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
     )
-    criterion = WeightedCrossEntropy(weights)
     optimizer = _optimizer(model, training)
     anchor = [p.detach().clone() for p in model.parameters()]
-    loader = DataLoader(
-        dataset,
-        batch_size=min(training.batch_size, len(dataset)),
-        shuffle=True,
-        generator=generator,
-    )
     engine = None
-    if noise is not None:
-        engine = PrivacyEngine(accountant=noise.accountant)
-        engine.accountant = make_accountant(noise.accountant, history)
-        wrapped = engine.make_private(
-            module=model,
-            optimizer=optimizer,
-            criterion=criterion,
-            data_loader=loader,
-            noise_multiplier=noise.noise_multiplier,
-            max_grad_norm=noise.max_grad_norm,
-            poisson_sampling=True,
-            grad_sample_mode=training.grad_sample_mode,
-            noise_generator=generator,
-        )
-        if training.grad_sample_mode == "ghost":
-            private_model, optimizer, criterion, loader = wrapped
-        else:
-            private_model, optimizer, loader = wrapped
-        if abs(loader.sample_rate - noise.sample_rate) > 1e-12:
-            raise RuntimeError(
-                f"Opacus sample rate {loader.sample_rate} != planned {noise.sample_rate}"
-            )
-    else:
+    if noise is None:
+        batches = ShuffledBatches(len(dataset), training.batch_size, randomness)
+        # A private generator for the worker seed torch draws per epoch (unused: no workers), so
+        # training leaves torch's global generator as it found it.
+        loader = DataLoader(dataset, batch_sampler=batches, generator=torch.Generator())
         private_model = model
-    losses: list[float] = []
+    else:
+        private_model, optimizer, criterion, loader, engine = make_private(
+            model,
+            optimizer,
+            criterion,
+            dataset,
+            noise,
+            history,
+            randomness,
+            grad_sample_mode=training.grad_sample_mode,
+        )
     steps = 0
     for _ in range(training.local_epochs):
         for batch_x, batch_y in loader:
             batch_x, batch_y = batch_x.to(device), batch_y.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = backward(private_model, criterion, batch_x, batch_y, training.grad_sample_mode)
-            if loss is not None:
-                losses.append(loss)
+            backward(private_model, criterion, batch_x, batch_y, training.grad_sample_mode)
             if training.proximal_mu > 0:
                 if noise is not None:
                     if optimizer.pre_step():  # clip + noise → p.grad, counted by the accountant
@@ -200,9 +201,7 @@ def train_locally(
     if engine is not None:
         private_model._close()  # remove Opacus hooks from the hospital's model
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return TrainOutcome(
-        state, float(np.mean(losses)) if losses else float("nan"), steps, new_history
-    )
+    return TrainOutcome(state, steps, new_history)
 
 
 @torch.no_grad()
