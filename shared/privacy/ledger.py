@@ -1,42 +1,45 @@
-"""The hospital's privacy ledger: append-only JSONL, hash-chained, Ed25519-signed.
+"""The hospital's privacy ledger: append-only JSONL, hash-chained, signed, never rolled back.
 
-Line 1 is a header carrying the hospital's public key; every later line records one round's
-DP-SGD steps. Each entry's `hash` is SHA-256 over its canonical JSON (without `hash` and
-`signature`), `prev_hash` chains it to the line before, and `signature` is Ed25519 over the
-hash. Entries are written and fsync'd before the round's training starts (write-ahead), so a
-crash can only over-count. ε is recomputable from the entries alone.
+Line 1 is a header carrying the hospital's public key; every later line records one DP
+release: a training round's DP-SGD steps, the label-count release, or an evaluation release,
+each on its stream (chain.STREAMS). Each entry's `hash` is SHA-256 over its canonical JSON,
+`prev_hash` chains it to the line before, and `signature` is Ed25519 over the hash.
+
+The ledger is only used under `PrivacyLedger.locked`: one exclusive lock from re-reading the
+chain to committing the plan, so two processes cannot both pass the budget check. A commit is
+fsync'd before it returns (write-ahead: a crash can only over-count), then the signed head
+file (witness.py) is rewritten; a ledger emptied, cut or restored from an older copy is refused.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from medfed.shared.crypto.signing import public_key_text, sign
+from medfed.shared.crypto.signing import load_or_create_signing_key, public_key_text, sign
 from medfed.shared.errors import LedgerError, MalformedLedgerLine
 from medfed.shared.privacy.accounting import History, epsilon_of
-
-GENESIS = "0" * 64
-# What a round entry records besides seq, time, type, prev_hash, hash and signature.
-ROUND_FIELDS = (
-    "run_id",
-    "round",
-    "dataset_fingerprint",
-    "noise_multiplier",
-    "sample_rate",
-    "steps",
-    "max_grad_norm",
-    "delta",
-    "accountant",
-    "epsilon_after",
+from medfed.shared.privacy.chain import GENESIS, STREAMS, entry_hash, history_of, read_entries
+from medfed.shared.privacy.verify import verify_entries
+from medfed.shared.privacy.witness import (
+    LEDGER_FORMAT,
+    check_not_rolled_back,
+    fsync_directory,
+    missing_ledger_error,
+    write_head,
 )
+
+__all__ = ["STREAMS", "LedgerPlan", "PrivacyLedger", "ledger_file_name", "lock_path"]
+LOCK_TIMEOUT_S = 120.0
 
 
 def ledger_file_name(hospital: str) -> str:
@@ -44,114 +47,222 @@ def ledger_file_name(hospital: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in hospital)
 
 
-def canonical(entry: dict[str, Any]) -> bytes:
-    """The bytes that are hashed: sorted keys, no spaces, without `hash`/`signature`."""
-    body = {k: v for k, v in entry.items() if k not in {"hash", "signature"}}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+def lock_path(path: Path) -> Path:
+    """The lock file beside a ledger (`NAME.jsonl.lock`); never removed, so it survives restores."""
+    return path.with_name(path.name + ".lock")
 
 
-def entry_hash(entry: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical(entry)).hexdigest()
+@dataclass(frozen=True)
+class LedgerPlan:
+    """One DP release to record: `type` is a key of STREAMS; `max_grad_norm` is the
+    mechanism's L2 sensitivity; `released` holds the noisy values (required for "count")."""
+
+    type: str
+    run_id: str
+    round: int
+    dataset_fingerprint: str
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    max_grad_norm: float
+    delta: float
+    accountant: str
+    released: tuple[float, ...] = ()
 
 
-def history_of(entries: list[dict[str, Any]]) -> History:
-    """Opacus history (σ, q, steps) of every round entry, whatever run or dataset it was."""
-    return [
-        (float(e["noise_multiplier"]), float(e["sample_rate"]), int(e["steps"]))
-        for e in entries
-        if e.get("type") == "round"
-    ]
-
-
-def read_entries(path: Path) -> list[dict[str, Any]]:
-    """Parse every line; a malformed line is a LedgerError naming its line number."""
-    entries = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+@contextmanager
+def _exclusive(lock_file: Path, timeout_s: float) -> Iterator[None]:
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
             try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise MalformedLedgerLine(
-                    f"{path}: line {number} is not a JSON entry", number
-                ) from None
-    return entries
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LedgerError(
+                        f"{lock_file}: another process has held the ledger's lock for over "
+                        f"{timeout_s:.0f} s (a second hospital process on this ledger?); stop "
+                        "it, then retry"
+                    ) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 class PrivacyLedger:
-    """One hospital's ledger file, opened for appending with the hospital's signing key."""
+    """One hospital's ledger, read and verified under its lock (see `locked`)."""
 
-    def __init__(self, path: Path, key: Ed25519PrivateKey, entries: list[dict[str, Any]]) -> None:
-        self.path, self.key, self.entries = path, key, entries
+    def __init__(
+        self, path: Path, key: Ed25519PrivateKey, entries: list[dict[str, Any]], head_path: Path
+    ) -> None:
+        self.path, self.key, self.entries, self.head_path = path, key, entries, head_path
+        self._held = False
 
     @classmethod
-    def open(
-        cls, path: Path, key: Ed25519PrivateKey, hospital: str, fingerprint: str
-    ) -> PrivacyLedger:
-        """Open (verifying the chain) or create the ledger at `path`.
+    @contextmanager
+    def locked(
+        cls,
+        path: Path,
+        key_dir: Path,
+        witness_path: Path,
+        hospital: str,
+        fingerprint: str,
+        timeout_s: float = LOCK_TIMEOUT_S,
+    ) -> Iterator[PrivacyLedger]:
+        """Hold the ledger's exclusive lock for the block: open (verify the chain and its head
+        file, or create a new ledger), let the caller plan, `commit`. Not re-entrant.
+
+        The key is `key_dir/STEM.ed25519`. A new ledger is created only when neither the key
+        nor the head file `witness_path` exists.
 
         Raises:
-            LedgerError: the existing ledger does not verify, or was signed with another key.
+            LedgerError: the ledger does not verify; is missing, empty or shorter than its
+                head file; was replaced by an older copy; its key or head file is missing or
+                does not match; or another process holds the lock for `timeout_s`.
         """
-        from medfed.shared.privacy.verify import verify_entries
+        with _exclusive(lock_path(path), timeout_s):
+            ledger = cls._open(path, key_dir, witness_path, hospital, fingerprint)
+            ledger._held = True
+            try:
+                yield ledger
+            finally:
+                ledger._held = False
 
-        own_key = public_key_text(key.public_key())
-        if path.exists() and path.stat().st_size > 0:
+    @classmethod
+    def _open(
+        cls, path: Path, key_dir: Path, head_path: Path, hospital: str, fingerprint: str
+    ) -> PrivacyLedger:
+        key_file = key_dir / f"{path.stem}.ed25519"
+        if not path.exists() or path.stat().st_size == 0:
+            if key_file.exists() or head_path.exists():
+                raise missing_ledger_error(path, key_file, head_path)
+            return cls._create(path, key_dir, head_path, hospital, fingerprint)
+        if not key_file.exists():
+            raise LedgerError(
+                f"{path}: its signing key {key_file} is missing; restore the key from backup "
+                "(a ledger cannot be continued under a new key)"
+            )
+        key = load_or_create_signing_key(key_dir, path.stem)
+        try:
             entries = read_entries(path)
-            verdict = verify_entries(entries, own_key, check_epsilon=False)
-            if not verdict.valid:
-                raise LedgerError(
-                    f"{path}: line {verdict.bad_line}: {verdict.reason}; refusing to train on a "
-                    "ledger that does not verify (run `medfed audit verify` and restore it)"
-                )
-            return cls(path, key, entries)
+            verdict = verify_entries(entries, public_key_text(key.public_key()), False)
+            where, reason = verdict.bad_line, verdict.reason
+        except MalformedLedgerLine as error:
+            where, reason = error.line, "not a JSON entry (truncated or corrupted)"
+        if reason:
+            raise LedgerError(
+                f"{path}: line {where}: {reason}; refusing to train on a ledger that does not "
+                f"verify (run `medfed audit verify {path}` and restore it from backup)"
+            )
+        check_not_rolled_back(entries, key, path, head_path)
+        return cls(path, key, entries, head_path)
+
+    @classmethod
+    def _create(
+        cls, path: Path, key_dir: Path, head_path: Path, hospital: str, fingerprint: str
+    ) -> PrivacyLedger:
+        key = load_or_create_signing_key(key_dir, path.stem)
         path.parent.mkdir(parents=True, exist_ok=True)
-        ledger = cls(path, key, [])
-        ledger._append(
-            {
-                "type": "header",
-                "hospital": hospital,
-                "public_key": own_key,
-                "dataset_fingerprint": fingerprint,
-            }
-        )
+        ledger = cls(path, key, [], head_path)
+        header = {
+            "type": "header",
+            "format": LEDGER_FORMAT,
+            "hospital": hospital,
+            "public_key": public_key_text(key.public_key()),
+            "dataset_fingerprint": fingerprint,
+        }
+        ledger._append(header)
+        fsync_directory(path.parent)
         return ledger
 
-    def history(self) -> History:
-        return history_of(self.entries)
+    def history(self, stream: str = "train") -> History:
+        return history_of(self.entries, stream)
 
     def rounds_of_run(self, run_id: str) -> list[dict[str, Any]]:
         return [e for e in self.entries if e.get("type") == "round" and e["run_id"] == run_id]
 
-    def epsilon_before_run(self, run_id: str, delta: float, accountant: str) -> float:
-        """ε of every entry written before this run's first entry (all entries if none)."""
+    def latest(self, type: str, dataset_fingerprint: str) -> dict[str, Any] | None:
+        """The last entry of `type` for that dataset, if any."""
+        matching = [
+            e
+            for e in self.entries
+            if e.get("type") == type and e.get("dataset_fingerprint") == dataset_fingerprint
+        ]
+        return matching[-1] if matching else None
+
+    def count(self, type: str) -> int:
+        return sum(1 for e in self.entries if e.get("type") == type)
+
+    def epsilon(self, stream: str, delta: float, accountant: str) -> float:
+        """ε of every entry on `stream`."""
+        return self.epsilon_of_first(len(self.entries), delta, accountant, stream)
+
+    def epsilon_before_run(
+        self, run_id: str, delta: float, accountant: str, stream: str = "train"
+    ) -> float:
+        """ε on `stream` of the entries written before this run's first entry (all if none)."""
         first = next(
             (i for i, e in enumerate(self.entries) if e.get("run_id") == run_id), len(self.entries)
         )
-        return self.epsilon_of_first(first, delta, accountant)
+        return self.epsilon_of_first(first, delta, accountant, stream)
 
-    def epsilon_of_first(self, count: int, delta: float, accountant: str) -> float:
-        """ε of the first `count` entries (all: `len(entries)`) at `delta` and `accountant`.
+    def epsilon_of_first(
+        self, count: int, delta: float, accountant: str, stream: str = "train"
+    ) -> float:
+        """ε on `stream` of the first `count` entries at `delta` and `accountant`.
 
-        Reuses the signed `epsilon_after` of the last round among them when it was composed at
-        the same δ and accountant: the chain verified on opening, so the entries before it are
-        exactly the ones it composed. Otherwise recomputes from the entries.
+        Reuses the signed `epsilon_after` of the stream's last entry among them when it was
+        composed at the same δ and accountant: the chain verified on opening, so the stream's
+        entries before it are exactly the ones it composed. Otherwise recomputes.
         """
-        rounds = [e for e in self.entries[:count] if e.get("type") == "round"]
-        if not rounds:
+        on_stream = [e for e in self.entries[:count] if STREAMS.get(str(e.get("type"))) == stream]
+        if not on_stream:
             return 0.0
-        last = rounds[-1]
+        last = on_stream[-1]
         if float(last["delta"]) == delta and last["accountant"] == accountant:
             return float(last["epsilon_after"])
-        return epsilon_of(history_of(self.entries[:count]), delta, accountant)
+        return epsilon_of(history_of(on_stream, stream), delta, accountant)
 
-    def append_round(self, **fields: Any) -> dict[str, Any]:
-        """Record one round's planned steps (write-ahead); returns the signed entry."""
-        history = [
-            *self.history(),
-            (fields["noise_multiplier"], fields["sample_rate"], fields["steps"]),
-        ]
-        fields["epsilon_after"] = epsilon_of(history, fields["delta"], fields["accountant"])
-        return self._append({"type": "round", **fields})
+    def commit(self, plan: LedgerPlan) -> dict[str, Any]:
+        """Sign and append `plan` with `epsilon_after` = ε of its stream after it, fsync'd
+        before returning, then rewrite the head file; returns the signed entry.
+
+        Raises:
+            RuntimeError: called outside `PrivacyLedger.locked`.
+            ValueError: unknown type, or a count entry without its released values.
+        """
+        if not self._held:
+            raise RuntimeError(
+                f"{self.path}: commit outside PrivacyLedger.locked (the budget check and the "
+                "write must hold one lock)"
+            )
+        if plan.type not in STREAMS:
+            raise ValueError(f"unknown ledger entry type {plan.type!r} (one of {sorted(STREAMS)})")
+        if plan.type == "count" and not plan.released:
+            raise ValueError("a count entry records the noisy counts it released")
+        stream = STREAMS[plan.type]
+        step = (float(plan.noise_multiplier), float(plan.sample_rate), int(plan.steps))
+        fields: dict[str, Any] = {
+            "type": plan.type,
+            "stream": stream,
+            "run_id": plan.run_id,
+            "round": int(plan.round),
+            "dataset_fingerprint": plan.dataset_fingerprint,
+            "noise_multiplier": step[0],
+            "sample_rate": step[1],
+            "steps": step[2],
+            "max_grad_norm": float(plan.max_grad_norm),
+            "delta": float(plan.delta),
+            "accountant": plan.accountant,
+            "epsilon_after": epsilon_of([*self.history(stream), step], plan.delta, plan.accountant),
+        }
+        if plan.released:
+            fields["released"] = [float(value) for value in plan.released]
+        return self._append(fields)
 
     def _append(self, fields: dict[str, Any]) -> dict[str, Any]:
         previous = self.entries[-1]["hash"] if self.entries else GENESIS
@@ -160,9 +271,9 @@ class PrivacyLedger:
         entry["signature"] = sign(self.key, entry["hash"].encode())
         line = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"
         with self.path.open("a", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
         self.entries.append(entry)
+        write_head(self.head_path, self.key, entry["seq"], entry["hash"])
         return entry

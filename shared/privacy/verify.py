@@ -1,4 +1,4 @@
-"""Verify a privacy ledger from its entries alone: chain, hashes, signatures, ε."""
+"""Verify a privacy ledger from its entries alone: chain, hashes, signatures, ε per stream."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Any
 from medfed.shared.crypto.signing import public_key_from_text, signature_valid
 from medfed.shared.errors import LedgerError, MalformedLedgerLine
 from medfed.shared.privacy.accounting import epsilon_of
-from medfed.shared.privacy.ledger import (
+from medfed.shared.privacy.chain import (
     GENESIS,
-    ROUND_FIELDS,
+    MECHANISM_FIELDS,
+    STREAMS,
+    TYPE_FIELDS,
     entry_hash,
     history_of,
     read_entries,
@@ -87,24 +89,52 @@ def verify_entries(
         ):
             return bad("signature does not verify under the ledger's key")
         if index > 0:
-            missing = [f for f in ROUND_FIELDS if f not in entry]
-            if entry.get("type") != "round" or missing:
-                return bad(f"not a round entry (missing {', '.join(missing) or 'type'})")
-            if not check_epsilon:
-                previous = entry["hash"]
-                continue
-            recomputed = epsilon_of(
-                history_of(entries[1 : index + 1]), float(entry["delta"]), str(entry["accountant"])
-            )
-            if not math.isclose(
-                recomputed, float(entry["epsilon_after"]), rel_tol=1e-9, abs_tol=1e-9
-            ):
-                return bad(
-                    f"epsilon_after {entry['epsilon_after']} differs from the recomputed "
-                    f"{recomputed}"
+            problem = _mechanism_problem(entry)
+            if problem:
+                return bad(problem)
+            if check_epsilon:
+                stream = STREAMS[entry["type"]]
+                recomputed = epsilon_of(
+                    history_of(entries[1 : index + 1], stream),
+                    float(entry["delta"]),
+                    str(entry["accountant"]),
                 )
+                if not math.isclose(
+                    recomputed, float(entry["epsilon_after"]), rel_tol=1e-9, abs_tol=1e-9
+                ):
+                    return bad(
+                        f"epsilon_after {entry['epsilon_after']} differs from the {stream} "
+                        f"stream's recomputed {recomputed}"
+                    )
         previous = entry["hash"]
     return LedgerVerdict(True, len(entries), hospital, key_text)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _mechanism_problem(entry: dict[str, Any]) -> str:
+    """Why `entry` is not a well-formed mechanism entry ('' when it is)."""
+    kind = entry.get("type")
+    if kind not in STREAMS:
+        return f"not a mechanism entry (type {kind!r}; expected one of {', '.join(STREAMS)})"
+    missing = [f for f in (*MECHANISM_FIELDS, *TYPE_FIELDS[kind]) if f not in entry]
+    if missing:
+        return f"{kind} entry missing {', '.join(missing)}"
+    numbers = ("noise_multiplier", "sample_rate", "max_grad_norm", "delta", "epsilon_after")
+    wrong = [f for f in numbers if not _is_number(entry[f])]
+    wrong += [f for f in ("round", "steps") if not isinstance(entry[f], int) or entry[f] < 0]
+    if "released" in entry and not (
+        isinstance(entry["released"], list) and all(map(_is_number, entry["released"]))
+    ):
+        wrong.append("released")
+    if wrong:
+        return f"{kind} entry has malformed {', '.join(wrong)}"
+    # Entries written before streams existed are rounds without the field: train, as now.
+    if entry.get("stream", STREAMS[kind]) != STREAMS[kind]:
+        return f"{kind} entry says stream {entry['stream']!r}, expected {STREAMS[kind]!r}"
+    return ""
 
 
 def trusted_key_for(ledger_path: Path) -> str | None:
@@ -125,18 +155,20 @@ def verify_ledger(path: Path, trusted_key: str | None = None) -> LedgerVerdict:
     return verify_entries(entries, trusted_key)
 
 
-def ledger_epsilon(path: Path, delta: float | None = None, accountant: str | None = None) -> float:
-    """ε recomputed from the entries alone (δ and accountant default to the last entry's).
+def ledger_epsilon(
+    path: Path, delta: float | None = None, accountant: str | None = None, stream: str = "train"
+) -> float:
+    """ε of `stream` recomputed from the entries alone (δ and accountant default to the
+    stream's last entry's; 0.0 when the stream has no entries).
 
     Raises:
         LedgerError: unreadable ledger.
     """
-    entries = read_entries(path)
-    rounds = [e for e in entries if e.get("type") == "round"]
-    if not rounds:
+    entries = [e for e in read_entries(path) if STREAMS.get(str(e.get("type"))) == stream]
+    if not entries:
         return 0.0
     return epsilon_of(
-        history_of(entries),
-        delta if delta is not None else float(rounds[-1]["delta"]),
-        accountant or str(rounds[-1]["accountant"]),
+        history_of(entries, stream),
+        delta if delta is not None else float(entries[-1]["delta"]),
+        accountant or str(entries[-1]["accountant"]),
     )
