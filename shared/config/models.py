@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medfed.shared.secagg.config import SecureAggregationConfig
 
@@ -33,6 +34,45 @@ class DataConfig(StrictModel):
     image_channels: Literal[1, 3] = 1
     sequence_length: int = Field(default=48, ge=4)
     sequence_features: int = Field(default=4, ge=1)
+    feature_bounds: dict[str, tuple[float, float]] | None = Field(
+        default=None,
+        description="heart_disease: [low, high] per numeric feature replacing the clinical "
+        "range in shared/data/heart_disease.py, e.g. { chol = [100, 600] }",
+    )
+    channel_ranges: dict[str, tuple[float, float]] | None = Field(
+        default=None,
+        description="sequences: [low, high] per vitals channel in its units, adding to or "
+        "replacing shared/data/sequences.py's ranges, e.g. { lactate = [0, 20] }",
+    )
+
+    @field_validator("feature_bounds", "channel_ranges")
+    @classmethod
+    def _ranges_are_finite_and_ordered(
+        cls, ranges: dict[str, tuple[float, float]] | None
+    ) -> dict[str, tuple[float, float]] | None:
+        for name, (low, high) in (ranges or {}).items():
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise ValueError(f"'{name}' = [{low:g}, {high:g}]: bounds must be finite")
+            if not low < high:
+                raise ValueError(
+                    f"'{name}' = [{low:g}, {high:g}]: write [low, high] with low < high"
+                )
+        return ranges
+
+    @field_validator("feature_bounds")
+    @classmethod
+    def _features_are_known(
+        cls, bounds: dict[str, tuple[float, float]] | None
+    ) -> dict[str, tuple[float, float]] | None:
+        # Imported here: medfed.shared.data imports this module.
+        from medfed.shared.data.heart_disease import FEATURE_BOUNDS
+
+        unknown = sorted(set(bounds or {}) - set(FEATURE_BOUNDS))
+        if unknown:
+            raise ValueError(
+                f"unknown feature '{unknown[0]}' (ranged features: {', '.join(FEATURE_BOUNDS)})"
+            )
+        return bounds
 
     @model_validator(mode="after")
     def _partition_needs_count(self) -> DataConfig:
@@ -63,6 +103,18 @@ class TrainingConfig(StrictModel):
     grad_sample_mode: Literal["auto", "hooks", "ghost"] = "auto"
 
 
+# A hospital's own release settings: the same keys in hospital.toml and for simulated hospitals.
+CountNoiseMultiplier = Annotated[
+    float, Field(gt=0, description="σ of the hospital's one-time DP label-count release")
+]
+MaxEvaluationEpsilon = Annotated[
+    float, Field(gt=0, description="lifetime budget of the hospital's test split")
+]
+MaxEvaluations = Annotated[
+    int, Field(ge=1, description="models the hospital ever scores (DP evaluations)")
+]
+
+
 class PrivacyConfig(StrictModel):
     enabled: bool = True
     target_epsilon: float = Field(default=1.0, gt=0, description="what this run may spend")
@@ -72,6 +124,9 @@ class PrivacyConfig(StrictModel):
     delta: float = Field(default=1e-5, gt=0, lt=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
     accountant: Literal["rdp", "prv"] = "rdp"
+    count_noise_multiplier: CountNoiseMultiplier = 10.0
+    max_evaluation_epsilon: MaxEvaluationEpsilon = 3.0
+    max_evaluations: MaxEvaluations = 30
     ledger_dir: Path | None = Field(
         default=None,
         description="where simulated hospitals keep their signed ledgers and keys; default "

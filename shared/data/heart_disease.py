@@ -3,11 +3,21 @@
 Features: age, sex, trestbps, chol, fbs, thalch, exang, oldpeak, one-hot cp (3) and restecg (2)
 with the first level dropped; slope/ca/thal dropped; rows with a missing value dropped; label
 `num > 0`; per-hospital 66/34 split (`random_state=43`, stratified when every class has ≥ 2
-members); per-hospital z-score with training statistics.
+members).
+
+Scaling is record-local (design.md, Threat model): FLamby z-scores with each centre's training
+statistics, so one patient moves every other patient's features. Here each numeric value is
+clipped to a public clinical range (`FEATURE_BOUNDS`, overridden by `data.feature_bounds`) and
+mapped onto [-1, 1] by (x − mid) / half-range. Indicators (sex, fbs, exang, one-hot levels) stay
+0/1: already in a fixed range, and an absent level adds nothing to a per-example gradient. UCI
+codes an unmeasured cholesterol (all of Switzerland, part of VA) or blood pressure as 0: it is
+clipped to the lower bound like any low value, which keeps FLamby's rows and order. Clipped
+values are counted per hospital and column in the `medfed.data` log (never sent).
 """
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -48,8 +58,27 @@ ONE_HOT = {"cp": [2, 3, 4], "restecg": [1, 2]}  # levels kept after drop_first
 FEATURE_NAMES = NUMERIC_COLUMNS + [
     f"{col}_{level}" for col, levels in ONE_HOT.items() for level in levels
 ]
+# Physiological plausibility limits in the UCI units: public constants, no statistic of any
+# hospital's records. A value beyond them is an entry error, a code, or saturates at the bound.
+FEATURE_BOUNDS: dict[str, tuple[float, float]] = {
+    # years: adults; the UCI cohorts are 28-77 (Detrano et al. 1989, Am J Cardiol 64:304).
+    "age": (18.0, 100.0),
+    # resting systolic pressure, mmHg: < 60 is shock; hypertensive crisis starts at 180
+    # (Whelton et al. 2017, ACC/AHA blood-pressure guideline).
+    "trestbps": (60.0, 240.0),
+    # serum total cholesterol, mg/dl: NCEP ATP III's classes (< 200 desirable, ≥ 240 high)
+    # sit well inside; beyond 650 only rare disorders (homozygous familial hypercholesterolaemia).
+    "chol": (50.0, 650.0),
+    # peak exercise heart rate, bpm: 220 is the age-predicted maximum 220 − age at age 0 (Fox,
+    # Naughton & Haskell 1971); < 40 is marked bradycardia.
+    "thalch": (40.0, 220.0),
+    # exercise-induced ST depression, mm (0.1 mV), negative for ST elevation; ≥ 1 mm is a
+    # positive test (Gibbons et al. 2002, ACC/AHA exercise-testing guideline).
+    "oldpeak": (-5.0, 10.0),
+}
 SPLIT_SEED = 43
 TEST_FRACTION = 0.34
+LOG = logging.getLogger("medfed.data")
 
 
 def packaged_csv() -> Path:
@@ -79,7 +108,10 @@ def read_heart_csv(path: Path) -> pd.DataFrame:
 
 
 def encode(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray, pd.Index]:
-    """Rows with a missing value dropped, categoricals coded, one-hot added: (X, y, kept index)."""
+    """Rows with a missing value dropped, categoricals coded, one-hot added: (X, y, kept index).
+
+    X is float64 in the CSV's units, before `scale_features`.
+    """
     data = frame[REQUIRED_COLUMNS].copy()
     for column, codes in CODES.items():
         text = data[column].map(
@@ -102,13 +134,48 @@ def encode(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray, pd.
         for column, levels in ONE_HOT.items()
         for level in levels
     ]
-    features = pd.concat([data[NUMERIC_COLUMNS].astype(np.float32), *one_hot], axis=1)
+    features = pd.concat([data[NUMERIC_COLUMNS].astype(np.float64), *one_hot], axis=1)
     labels = (data["num"] > 0).astype(np.int64).to_numpy()
-    return features.to_numpy(np.float32), labels, data.index
+    return features.to_numpy(np.float64), labels, data.index
 
 
-def split_and_scale(name: str, features: np.ndarray, labels: np.ndarray) -> HospitalData:
-    """FLamby's per-centre split and z-score (statistics from the training rows only)."""
+def scale_features(
+    raw: np.ndarray, bounds: dict[str, tuple[float, float]]
+) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
+    """Each row alone: numeric columns clipped to `bounds` and mapped onto [-1, 1].
+
+    Returns float32 features and, per numeric column, (values below, values above) the range.
+    """
+    scaled = raw.copy()
+    clipped = {}
+    for column, (low, high) in bounds.items():
+        index = FEATURE_NAMES.index(column)
+        values = raw[:, index]
+        clipped[column] = (int((values < low).sum()), int((values > high).sum()))
+        unit = (np.clip(values, low, high) - (low + high) / 2) / ((high - low) / 2)
+        scaled[:, index] = np.clip(unit, -1.0, 1.0)
+    return scaled.astype(np.float32), clipped
+
+
+def log_clipped(
+    source: str, clipped: dict[str, tuple[int, int]], bounds: dict[str, tuple[float, float]]
+) -> None:
+    """One INFO line naming the columns with values outside their range (kept at the hospital)."""
+    parts = [
+        f"{column} {count} {side} {bound:g}"
+        for column, (below, above) in clipped.items()
+        for count, side, bound in (
+            (below, "below", bounds[column][0]),
+            (above, "above", bounds[column][1]),
+        )
+        if count
+    ]
+    if parts:
+        LOG.info("%s: clipped to the reference range: %s", source, ", ".join(parts))
+
+
+def split_flamby(name: str, features: np.ndarray, labels: np.ndarray) -> HospitalData:
+    """FLamby's per-centre 66/34 split (a fixed assignment by position, `random_state=43`)."""
     counts = np.bincount(labels, minlength=2)
     present = counts[counts > 0]
     stratify = labels if len(present) > 1 and present.min() > 1 else None
@@ -121,26 +188,34 @@ def split_and_scale(name: str, features: np.ndarray, labels: np.ndarray) -> Hosp
         random_state=SPLIT_SEED,
         stratify=stratify,
     )
-    mean = features[train_idx].mean(axis=0)
-    std = features[train_idx].std(axis=0)
-    std[std == 0] = 1.0  # a constant feature (Switzerland's chol) stays at 0 after centring
-    scaled = ((features - mean) / std).astype(np.float32)
     return HospitalData(
-        name, scaled[train_idx], labels[train_idx], scaled[test_idx], labels[test_idx], 2
+        name, features[train_idx], labels[train_idx], features[test_idx], labels[test_idx], 2
     )
 
 
-def load_heart_disease(path: Path | None, hospital_column: str) -> list[HospitalData]:
-    """One `HospitalData` per value of `hospital_column`, or one for the whole file without it."""
+def load_heart_disease(
+    path: Path | None,
+    hospital_column: str,
+    feature_bounds: dict[str, tuple[float, float]] | None = None,
+) -> list[HospitalData]:
+    """One `HospitalData` per value of `hospital_column`, or one for the whole file without it.
+
+    `feature_bounds` replaces entries of `FEATURE_BOUNDS` (validated in `DataConfig`).
+    """
     path = path or packaged_csv()
+    bounds = {**FEATURE_BOUNDS, **(feature_bounds or {})}
     frame = read_heart_csv(path)
-    features, labels, kept = encode(frame, path)
+    raw, labels, kept = encode(frame, path)
     if len(labels) == 0:
         raise DataError(f"{path}: no row is complete in columns {', '.join(REQUIRED_COLUMNS)}")
-    if hospital_column not in frame.columns:
-        return [split_and_scale(path.stem, features, labels)]
-    hospitals = frame.loc[kept, hospital_column].astype(str).to_numpy()
-    return [
-        split_and_scale(name, features[hospitals == name], labels[hospitals == name])
-        for name in dict.fromkeys(hospitals.tolist())
-    ]
+    if hospital_column in frame.columns:
+        hospitals = frame.loc[kept, hospital_column].astype(str).to_numpy()
+    else:
+        hospitals = np.full(len(labels), path.stem)
+    result = []
+    for name in dict.fromkeys(hospitals.tolist()):
+        rows = hospitals == name
+        features, clipped = scale_features(raw[rows], bounds)
+        log_clipped(f"{path.name}, hospital '{name}'", clipped, bounds)
+        result.append(split_flamby(name, features, labels[rows]))
+    return result

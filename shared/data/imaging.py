@@ -1,4 +1,9 @@
-"""Images: a MedMNIST `.npz` reader and a generator of synthetic lesion-like images."""
+"""Images: a MedMNIST `.npz` reader and a generator of synthetic lesion-like images.
+
+Record-local (design.md, Threat model): a pixel's value depends on that pixel alone, through a
+fixed window: MedMNIST's uint8 intensities divided by 255 and clipped to [0, 1]; synthetic images
+are drawn in [0, 1] and clipped there. No statistic over images (no dataset mean/std).
+"""
 
 from __future__ import annotations
 
@@ -45,7 +50,8 @@ def read_medmnist(path: Path) -> tuple[np.ndarray, np.ndarray]:
         images = images.transpose(0, 3, 1, 2)
     else:
         raise DataError(f"{path}: images have shape {images.shape}; expected N×H×W or N×H×W×C")
-    return (images.astype(np.float32) / 255.0), labels.reshape(-1).astype(np.int64)
+    window = np.clip(images.astype(np.float32) / 255.0, 0.0, 1.0)
+    return window, labels.reshape(-1).astype(np.int64)
 
 
 def synthetic_lesions(

@@ -20,7 +20,7 @@ def load_federation(data: DataConfig, seed: int) -> list[HospitalData]:
         DataError: unreadable data or a partition that leaves a hospital empty.
     """
     if data.dataset == "heart_disease":
-        hospitals = load_heart_disease(data.path, data.hospital_column)
+        hospitals = load_heart_disease(data.path, data.hospital_column, data.feature_bounds)
         if data.partition == "natural":
             return hospitals
         features = np.concatenate([h.x_train for h in hospitals] + [h.x_test for h in hospitals])
@@ -36,11 +36,11 @@ def load_federation(data: DataConfig, seed: int) -> list[HospitalData]:
         return _split(features, labels, int(labels.max()) + 1, data, seed, None)
     if data.path is not None:
         features, labels, sites = read_vitals_csv(
-            data.path, data.sequence_length, data.hospital_column
+            data.path, data.sequence_length, data.hospital_column, data.channel_ranges
         )
     else:
         features, labels = synthetic_vitals(
-            data.samples, data.sequence_length, data.sequence_features, seed
+            data.samples, data.sequence_length, data.sequence_features, seed, data.channel_ranges
         )
         sites = None
     return _split(features, labels, int(labels.max()) + 1, data, seed, sites)

@@ -80,7 +80,10 @@ def test_vitals_csv_long_format_to_sequences(tmp_path):
     rows = []
     for patient, label, site in (("p1", 0, "north"), ("p2", 1, "south"), ("p3", 1, "north")):
         for time in range(5):
-            for channel, value in (("hr", 70 + time * label * 5), ("spo2", 97 - time * label)):
+            for channel, value in (
+                ("heart_rate", 70 + time * label * 5),
+                ("spo2", 97 - time * label),
+            ):
                 rows.append(
                     {
                         "patient": patient,
@@ -109,8 +112,13 @@ def test_vitals_csv_missing_column_is_named(tmp_path):
 
 def test_synthetic_vitals_deteriorating_patients_drift():
     sequences, labels = synthetic_vitals(400, 24, 4, seed=0)
-    heart_rate_end = sequences[:, -1, 0]
-    assert heart_rate_end[labels == 1].mean() > heart_rate_end[labels == 0].mean() + 0.5
+    heart_rate_end = sequences[:, -1, 0] * 100 + 120  # back to bpm: range 20-220
+    assert heart_rate_end[labels == 1].mean() > heart_rate_end[labels == 0].mean() + 15
+
+
+def test_synthetic_vitals_are_scaled_into_the_unit_interval():
+    sequences, _ = synthetic_vitals(200, 12, 6, seed=1)
+    assert sequences.dtype == np.float32 and np.all(np.abs(sequences) <= 1.0)
 
 
 @pytest.mark.parametrize("dataset", ["imaging", "sequences"])

@@ -18,13 +18,23 @@ def test_flamby_protocol_gives_the_published_train_test_counts():
     assert {h.name: (h.num_train, len(h.y_test)) for h in hospitals} == EXPECTED
 
 
-def test_thirteen_features_z_scored_with_training_statistics():
+def test_thirteen_features_scaled_with_public_ranges_into_the_unit_interval():
     for hospital in load_heart_disease(None, "dataset"):
         assert hospital.input_shape == (13,) == (len(FEATURE_NAMES),)
-        means = hospital.x_train.mean(axis=0)
-        assert np.allclose(means, 0, atol=1e-5)
-        stds = hospital.x_train.std(axis=0)
-        assert np.all((np.abs(stds - 1) < 1e-4) | (stds < 1e-6))  # constant features stay 0
+        features = np.concatenate([hospital.x_train, hospital.x_test])
+        assert features.dtype == np.float32 and np.all(np.abs(features) <= 1.0)
+
+
+def test_a_cleveland_patient_maps_to_hand_computed_features():
+    cleveland = next(h for h in load_heart_disease(None, "dataset") if h.name == "Cleveland")
+    features = np.concatenate([cleveland.x_train, cleveland.x_test])
+    # CSV row 0: 63 y, male, typical angina, 145 mmHg, 233 mg/dl, fbs, lv hypertrophy, 150 bpm,
+    # no exang, 2.3 mm; (x - mid) / half with age 18-100, trestbps 60-240, chol 50-650,
+    # thalch 40-220, oldpeak -5-10; cp level 1 and restecg level 2 one-hot.
+    expected = np.float32(
+        [4 / 41, 1, -5 / 90, -117 / 300, 1, 20 / 90, 0, -0.2 / 7.5, 0, 0, 0, 0, 1]
+    )
+    assert np.any(np.all(np.abs(features - expected) < 1e-6, axis=1))
 
 
 def test_label_is_num_greater_than_zero():
