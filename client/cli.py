@@ -57,7 +57,7 @@ def problems_of(config: HospitalConfig, source: Path) -> list[str]:
             except ValueError as exc:
                 found.append(f"{source}: connection.private_key: {key}: not an OpenSSH key ({exc})")
     try:
-        cached_data(config.data.dataset, config.data.path, config.name, _cache_dir(config))
+        cached_data(config.data.loader_config(), config.name, _cache_dir(config))
     except MedfedError as error:
         found.append(f"{source}: {error}")
     return found
@@ -71,13 +71,17 @@ def node_config_file(config: HospitalConfig) -> Path:
     """STATE_DIR/node-config.toml: the flat keys the deployed ClientApp reads."""
     values = {
         "name": config.name,
-        "dataset": config.data.dataset,
+        "data": config.data.loader_config().model_dump_json(exclude={"path"}),
         "data-path": str(config.data.path),
         "cache-dir": str(_cache_dir(config)),
+        "head-dir": str(config.privacy.head_dir),
         "ledger-dir": str(config.privacy.ledger_dir),
         "max-epsilon": config.privacy.max_epsilon,
         "delta": config.privacy.delta,
         "accountant": config.privacy.accountant,
+        "count-noise-multiplier": config.privacy.count_noise_multiplier,
+        "max-evaluation-epsilon": config.privacy.max_evaluation_epsilon,
+        "max-evaluations": config.privacy.max_evaluations,
         "privacy-enabled": config.privacy.enabled,
         "device": config.device,
         "threads": config.threads,

@@ -15,17 +15,11 @@ from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from medfed.client import secure
-from medfed.client.hospital import (
-    HospitalSettings,
-    RoundResult,
-    evaluate,
-    model_for,
-    train_round,
-)
-from medfed.client.policy import check_instruction
+from medfed.client.hospital import HospitalSettings, RoundResult, evaluate_round, train_round
 from medfed.client.replay import RoundMemory, request_digest
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import MedfedError, PrivacyBudgetExceeded, ProtocolError
+from medfed.shared.hospital_report import TrainingReport
 from medfed.shared.instruction import RoundInstruction
 from medfed.shared.protocol import (
     ARRAYS,
@@ -55,8 +49,8 @@ def refusal(name: str, error: MedfedError) -> RecordDict:
     """The reply content for a typed failure (budget figures included for a refusal)."""
     spent = None
     if isinstance(error, PrivacyBudgetExceeded):
-        spent = {"epsilon": error.spent_epsilon, "max_epsilon": error.max_epsilon}
-    return reply_content(Outcome.from_error(name, error), train_metrics=spent)
+        spent = TrainingReport(epsilon=error.spent_epsilon, max_epsilon=error.max_epsilon)
+    return reply_content(Outcome.from_error(name, error), training=spent)
 
 
 def _trained(
@@ -86,12 +80,13 @@ def _secure_training(
     if kept is None:
         result = _trained(data, settings, instruction, weights)
         update = secure.flatten_update(result.state_dict, weights)
-        train_metrics, evaluation = result.train_metrics, result.evaluation
-        secure.keep_update(context, server_round, update, train_metrics, evaluation)
+        training, evaluation = result.training, result.evaluation
+        secure.keep_update(context, server_round, update, training, evaluation)
     else:
-        update, train_metrics, evaluation = kept
-    masked = secure.masked_reply(context, content, update, data.num_train, server_round, attempt)
-    reply = reply_content(Outcome(settings.name, "ok"), None, train_metrics, evaluation)
+        update, training, evaluation = kept
+    weight = max(1, round(training.num_examples or 1))  # the released (DP) size
+    masked = secure.masked_reply(context, content, update, weight, server_round, attempt)
+    reply = reply_content(Outcome(settings.name, "ok"), None, training, evaluation)
     for name, record in masked.items():
         reply[name] = record
     return reply
@@ -105,17 +100,15 @@ def _train(
     instruction, weights = _instruction_and_weights(content)
     result = _trained(data, settings, instruction, weights)
     outcome = Outcome(settings.name, "ok")
-    return reply_content(outcome, result.state_dict, result.train_metrics, result.evaluation)
+    return reply_content(outcome, result.state_dict, result.training, result.evaluation)
 
 
 def _evaluate(
     content: RecordDict, _context: Context, data: HospitalData, settings: HospitalSettings
 ) -> RecordDict:
     instruction, weights = _instruction_and_weights(content)
-    if settings.policy is not None:
-        check_instruction(settings.policy, instruction, settings.name)
-    metrics = evaluate(model_for(instruction, data, weights), data, settings.torch_device())
-    return reply_content(Outcome(settings.name, "ok"), evaluation=metrics)
+    evaluation = evaluate_round(data, settings, instruction, weights)
+    return reply_content(Outcome(settings.name, "ok"), evaluation=evaluation)
 
 
 def _secure_aggregation(

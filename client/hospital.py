@@ -1,28 +1,39 @@
-"""One hospital's round: evaluate the received model, plan noise within budget, train.
+"""One hospital's round: release what it must under DP, plan within budget, train.
 
-Plain functions over plain data, so tests call them without Flower.
+Plain functions over plain data, so tests call them without Flower. The round follows one
+shape: under the ledger's exclusive lock the hospital plans (`medfed.client.planning`, pure)
+and commits each release to its signed ledger before drawing on the data for it; then it
+trains outside the lock and reports (`medfed.shared.hospital_report`).
 """
 
 from __future__ import annotations
 
-import secrets
-import time
+import dataclasses
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from medfed.client.policy import HospitalPolicy, check_instruction, check_noise
-from medfed.client.trainer import LocalTraining, NoiseSettings, poisson_plan, predict, train_locally
+from medfed.client.counts import ReleasedCounts, exact_counts, release_counts
+from medfed.client.evaluation import (
+    EVALUATION_SENSITIVITY,
+    evaluation_statistic,
+    metrics_from_release,
+    release_statistic,
+)
+from medfed.client.planning import count_plan, evaluation_plan, plan_training, window_epsilon
+from medfed.client.policy import HospitalPolicy, check_instruction, check_noise, check_window
+from medfed.client.randomness import SecureRandom
+from medfed.client.trainer import LocalTraining, predict, train_locally
 from medfed.shared.config.models import ModelConfig
-from medfed.shared.crypto.signing import load_or_create_signing_key
-from medfed.shared.data.base import HospitalData
-from medfed.shared.errors import PrivacyBudgetExceeded
+from medfed.shared.data.base import HospitalData, dataset_fingerprint
+from medfed.shared.errors import EvaluationBudgetExceeded, PrivacyBudgetExceeded
+from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.instruction import RoundInstruction
 from medfed.shared.metrics import classification_metrics
 from medfed.shared.models import build_model, model_spec
-from medfed.shared.privacy.accounting import calibrate_noise, epsilon_of
+from medfed.shared.privacy.accounting import epsilon_of
 from medfed.shared.privacy.ledger import PrivacyLedger
 from medfed.shared.secagg.config import SecureAggregationConfig
 
@@ -39,36 +50,45 @@ class HospitalSettings:
     accountant: str = "rdp"
     privacy_enabled: bool = True
     max_noise_multiplier: float = 20.0
+    count_noise_multiplier: float = 10.0
+    max_evaluation_epsilon: float = 3.0
+    max_evaluations: int = 30
     device: str = "auto"
     secure_aggregation: SecureAggregationConfig = field(default_factory=SecureAggregationConfig)
     policy: HospitalPolicy | None = None
-    # Simulation only: sampling and DP noise drawn from the run's seed (reproducible, but anyone
-    # holding the seed and the ledger's fingerprint could regenerate the noise). A deployed
-    # hospital draws a fresh secret seed from the OS for every round.
+    # The signed ledger head, kept apart from the ledger (default: beside the signing key).
+    witness_path: Path | None = None
+    # Simulation only: sampling and every DP noise drawn from a key derived from the run's seed
+    # (reproducible, so not secret). A deployed hospital draws a fresh 256-bit key per release.
     seeded_noise: bool = False
 
     def torch_device(self) -> torch.device:
         wants_cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
         return torch.device("cuda" if wants_cuda else "cpu")
 
-    def open_ledger(self, fingerprint: str) -> PrivacyLedger:
-        key = load_or_create_signing_key(self.key_dir, self.ledger_path.stem)
-        return PrivacyLedger.open(self.ledger_path, key, self.name, fingerprint)
+    def locked_ledger(self, fingerprint: str) -> AbstractContextManager[PrivacyLedger]:
+        """The hospital's ledger, verified and exclusively locked for the `with` block."""
+        witness = self.witness_path or self.key_dir / f"{self.ledger_path.stem}.head"
+        return PrivacyLedger.locked(self.ledger_path, self.key_dir, witness, self.name, fingerprint)
+
+    def randomness(self, instruction: RoundInstruction, fingerprint: str, purpose: str):
+        """The cryptographic stream for one release (seeded only in simulations)."""
+        if self.seeded_noise:
+            parts = (instruction.seed, instruction.server_round, fingerprint, purpose)
+            return SecureRandom.from_seed(*parts)  # not the run id: a seed reruns exactly
+        return SecureRandom.fresh()
 
 
 @dataclass(frozen=True)
 class RoundResult:
     state_dict: dict[str, torch.Tensor]
-    train_metrics: dict[str, float]
-    evaluation: dict[str, float]
+    training: TrainingReport
+    evaluation: EvaluationReport | None
 
 
-def evaluate(model: torch.nn.Module, data: HospitalData, device: torch.device) -> dict[str, float]:
-    """Metrics of `model` on the hospital's test split (plus `num_examples`)."""
-    probabilities, loss = predict(model, data.x_test, data.y_test, device)
-    metrics = classification_metrics(data.y_test, probabilities, loss)
-    metrics["num_examples"] = float(len(data.y_test))
-    return metrics
+def test_fingerprint(data: HospitalData) -> str:
+    """The test split's fingerprint (its own ledger stream)."""
+    return dataset_fingerprint(data.x_test, data.y_test)
 
 
 def model_for(
@@ -85,55 +105,95 @@ def model_for(
     return model
 
 
-def plan_noise(
-    settings: HospitalSettings, ledger: PrivacyLedger, instruction: RoundInstruction, num_train: int
-) -> tuple[NoiseSettings, int]:
-    """Noise and step count for this round so that every planned remaining step of the run
-    fits the budget. The run may bring ε to min(ε before the run + target_epsilon,
-    max_epsilon); σ is calibrated at the run's first round and re-checked against the
-    remaining plan each round (recalibrated only when the plan no longer fits). One ε
-    evaluation per round after the first: the plan check (ε so far comes from the ledger).
+def exact_evaluation(model: torch.nn.Module, data: HospitalData, device) -> EvaluationReport:
+    """Exact metrics on the test split: only for a hospital whose privacy is disabled."""
+    probabilities, loss = predict(model, data.x_test, data.y_test, device)
+    metrics = classification_metrics(data.y_test, probabilities, loss)
+    return EvaluationReport(num_examples=float(len(data.y_test)), **metrics)
+
+
+def evaluate_privately(
+    ledger: PrivacyLedger,
+    model: torch.nn.Module,
+    data: HospitalData,
+    settings: HospitalSettings,
+    instruction: RoundInstruction,
+) -> EvaluationReport:
+    """One DP evaluation of `model` on the test split, committed to the test stream first.
 
     Raises:
-        PrivacyBudgetExceeded: no σ up to `max_noise_multiplier` keeps the plan in budget.
+        EvaluationBudgetExceeded: the hospital's evaluation cap or test-split budget is spent.
     """
-    sample_rate, steps_per_epoch = poisson_plan(num_train, instruction.batch_size)
-    round_steps = steps_per_epoch * instruction.local_epochs
-    remaining_steps = round_steps * max(1, instruction.rounds - instruction.server_round + 1)
-    history = ledger.history()
-    before_run = ledger.epsilon_before_run(instruction.run_id, settings.delta, settings.accountant)
-    target = min(before_run + instruction.target_epsilon, settings.max_epsilon)
+    fingerprint = test_fingerprint(data)
+    plan = evaluation_plan(settings, ledger, instruction, fingerprint, EVALUATION_SENSITIVITY)
+    statistic = evaluation_statistic(model, data, settings.torch_device())
+    randomness = settings.randomness(instruction, fingerprint, "evaluation")
+    released = release_statistic(statistic, plan.noise_multiplier, randomness)
+    entry = ledger.commit(dataclasses.replace(plan, released=tuple(map(float, released))))
+    metrics = metrics_from_release(released, data.num_classes)
+    return EvaluationReport(**metrics, evaluation_epsilon=float(entry["epsilon_after"]))
 
-    def projected(sigma: float) -> float:
-        plan = [*history, (sigma, sample_rate, remaining_steps)]
-        return epsilon_of(plan, settings.delta, settings.accountant)
 
-    earlier = ledger.rounds_of_run(instruction.run_id)
-    sigma = float(earlier[-1]["noise_multiplier"]) if earlier else 0.0
-    if sigma <= 0 or projected(sigma) > target:
-        found = calibrate_noise(
-            history,
-            target,
-            settings.delta,
-            sample_rate,
-            remaining_steps,
-            settings.accountant,
-            settings.max_noise_multiplier,
+def evaluate_round(
+    data: HospitalData,
+    settings: HospitalSettings,
+    instruction: RoundInstruction,
+    global_state: dict[str, torch.Tensor],
+) -> EvaluationReport:
+    """Score the coordinator's model on the test split (DP, within the hospital's cap).
+
+    Raises:
+        EvaluationBudgetExceeded, PolicyViolation, LedgerError.
+    """
+    if settings.policy is not None:
+        check_instruction(settings.policy, instruction, settings.name)
+    model = model_for(instruction, data, global_state)
+    if not settings.privacy_enabled:
+        return exact_evaluation(model, data, settings.torch_device())
+    with settings.locked_ledger(data.fingerprint) as ledger:
+        return evaluate_privately(ledger, model, data, settings, instruction)
+
+
+def released_counts(
+    ledger: PrivacyLedger, data: HospitalData, settings: HospitalSettings, instruction
+) -> ReleasedCounts:
+    """This dataset's released label counts: from the ledger, or released (and committed) now."""
+    earlier = ledger.latest("count", data.fingerprint)
+    if earlier is not None:
+        return ReleasedCounts(tuple(float(c) for c in earlier["released"]))
+    plan = count_plan(settings, instruction, data.fingerprint, (0.0,))
+    step = (plan.noise_multiplier, plan.sample_rate, plan.steps)
+    after = epsilon_of([*ledger.history("train"), step], settings.delta, settings.accountant)
+    if after > settings.max_epsilon:
+        spent = ledger.epsilon("train", settings.delta, settings.accountant)
+        raise PrivacyBudgetExceeded(
+            f"hospital '{settings.name}': releasing its label counts would bring ε to "
+            f"{after:.4f}, above max_epsilon={settings.max_epsilon} (δ={settings.delta})",
+            spent_epsilon=spent,
+            max_epsilon=settings.max_epsilon,
         )
-        if found is None:
-            spent = ledger.epsilon_of_first(
-                len(ledger.entries), settings.delta, settings.accountant
-            )
-            raise PrivacyBudgetExceeded(
-                f"hospital '{settings.name}': {remaining_steps} more steps would exceed the "
-                f"privacy budget (spent ε={spent:.4f}, max_epsilon={settings.max_epsilon}, "
-                f"δ={settings.delta}) even at the largest allowed noise",
-                spent_epsilon=spent,
-                max_epsilon=settings.max_epsilon,
-            )
-        sigma = found
-    noise = NoiseSettings(sigma, instruction.max_grad_norm, sample_rate, settings.accountant)
-    return noise, round_steps
+    randomness = settings.randomness(instruction, data.fingerprint, "count")
+    counts = release_counts(
+        data.y_train, data.num_classes, settings.count_noise_multiplier, randomness
+    )
+    ledger.commit(dataclasses.replace(plan, released=counts.counts))
+    return counts
+
+
+def _local_training(instruction: RoundInstruction, counts: ReleasedCounts) -> LocalTraining:
+    mode = instruction.grad_sample_mode
+    return LocalTraining(
+        local_epochs=instruction.local_epochs,
+        batch_size=instruction.batch_size,
+        learning_rate=instruction.learning_rate,
+        optimizer=instruction.optimizer,
+        momentum=instruction.momentum,
+        class_weights=counts.class_weights() if instruction.class_weighted else None,
+        proximal_mu=instruction.proximal_mu,
+        grad_sample_mode=model_spec(instruction.model_name).grad_sample_mode
+        if mode == "auto"
+        else mode,
+    )
 
 
 def train_round(
@@ -142,78 +202,85 @@ def train_round(
     instruction: RoundInstruction,
     global_state: dict[str, torch.Tensor],
 ) -> RoundResult:
-    """Evaluate the received model, then train on it under the hospital's ledger.
+    """Evaluate the received model (DP, while the hospital's cap allows), then train on it.
 
-    The round's steps are signed into the ledger and fsync'd before training starts, so a
-    crash can only over-count.
+    Every release (label counts once per dataset, this evaluation, this round's DP-SGD steps)
+    is signed into the ledger and fsync'd before its data is touched, so a crash can only
+    over-count.
 
     Raises:
         PrivacyBudgetExceeded: the round would push ε over `settings.max_epsilon`.
-        PolicyViolation: the instruction (or the noise it needs) breaks `settings.policy`.
-        LedgerError: the hospital's ledger does not verify.
+        PolicyViolation: the instruction (or the noise it needs) breaks the hospital's policy.
+        LedgerError: the hospital's ledger does not verify, or was rolled back.
         ConfigError: the instructed model does not fit this hospital's data.
     """
     if settings.policy is not None:
         check_instruction(settings.policy, instruction, settings.name)
     device = settings.torch_device()
     model = model_for(instruction, data, global_state)
-    evaluation = evaluate(model, data, device)
-    noise, entry, ledger = None, None, None
-    if settings.privacy_enabled:
-        ledger = settings.open_ledger(data.fingerprint)
-        noise, round_steps = plan_noise(settings, ledger, instruction, data.num_train)
+    if not settings.privacy_enabled:
+        return _train_without_privacy(model, data, settings, instruction)
+    with settings.locked_ledger(data.fingerprint) as ledger:
+        counts = released_counts(ledger, data, settings, instruction)
+        plan = plan_training(settings, ledger, instruction, counts.size, data.fingerprint)
         if settings.policy is not None:
-            check_noise(settings.policy, noise.noise_multiplier, settings.name)
-        entry = ledger.append_round(
-            run_id=instruction.run_id,
-            round=instruction.server_round,
-            dataset_fingerprint=data.fingerprint,
-            noise_multiplier=noise.noise_multiplier,
-            sample_rate=noise.sample_rate,
-            steps=round_steps,
-            max_grad_norm=noise.max_grad_norm,
-            delta=settings.delta,
-            accountant=settings.accountant,
-        )
-    mode = instruction.grad_sample_mode
-    training = LocalTraining(
-        local_epochs=instruction.local_epochs,
-        batch_size=instruction.batch_size,
-        learning_rate=instruction.learning_rate,
-        optimizer=instruction.optimizer,
-        momentum=instruction.momentum,
-        class_weighted=instruction.class_weighted,
-        proximal_mu=instruction.proximal_mu,
-        grad_sample_mode=model_spec(instruction.model_name).grad_sample_mode
-        if mode == "auto"
-        else mode,
-    )
-    if settings.seeded_noise:
-        parts = [instruction.seed, instruction.server_round, int(data.fingerprint[:8], 16)]
-        seed = int(np.random.SeedSequence(parts).generate_state(1)[0])
-    else:
-        seed = secrets.randbits(63)
-    started = time.perf_counter()
-    outcome = train_locally(
-        model, data.x_train, data.y_train, data.num_classes, training, noise, [], device, seed
-    )
-    train_metrics = {
-        "num-examples": float(data.num_train),
-        "train_loss": outcome.mean_loss,
-        "steps": float(outcome.steps),
-        "train_seconds": time.perf_counter() - started,
-    }
-    if entry is not None and ledger is not None:
-        counted = sum(n for _, _, n in outcome.history)  # Opacus's own count of this round
-        if counted > entry["steps"]:  # cannot happen with Poisson loaders; never under-count
-            raise RuntimeError(f"took {counted} DP steps but the ledger holds {entry['steps']}")
+            check_noise(settings.policy, plan.noise.noise_multiplier, settings.name)
+            window = window_epsilon(ledger, plan.ledger, settings.policy.window_days)
+            check_window(settings.policy, window, settings.name)
+        try:
+            evaluation = evaluate_privately(ledger, model, data, settings, instruction)
+        except EvaluationBudgetExceeded:
+            evaluation = None  # training goes on; the reply says nothing about the test split
+        entry = ledger.commit(plan.ledger)
         start = ledger.epsilon_before_run(instruction.run_id, settings.delta, settings.accountant)
-        train_metrics |= {
-            "epsilon": entry["epsilon_after"],
-            "epsilon_at_run_start": start,
-            "max_epsilon": settings.max_epsilon,
-            "noise_multiplier": entry["noise_multiplier"],
-            "sample_rate": entry["sample_rate"],
-            "total_steps": float(sum(n for _, _, n in ledger.history())),
-        }
-    return RoundResult(outcome.state_dict, train_metrics, evaluation)
+        total_steps = sum(int(e["steps"]) for e in ledger.entries if e.get("type") == "round")
+        test_epsilon = ledger.epsilon("test", settings.delta, settings.accountant)
+    randomness = settings.randomness(instruction, data.fingerprint, "train")
+    training = _local_training(instruction, counts)
+    outcome = train_locally(
+        model, data.x_train, data.y_train, training, plan.noise, [], device, randomness
+    )
+    counted = sum(n for _, _, n in outcome.history)  # Opacus's own count of this round
+    if counted > entry["steps"]:  # cannot happen with planned Poisson steps; never under-count
+        raise RuntimeError(f"took {counted} DP steps but the ledger holds {entry['steps']}")
+    report = TrainingReport(
+        num_examples=counts.size,
+        steps=float(outcome.steps),
+        epsilon=float(entry["epsilon_after"]),
+        epsilon_at_run_start=start,
+        max_epsilon=settings.max_epsilon,
+        delta=settings.delta,
+        accountant=settings.accountant,
+        noise_multiplier=float(entry["noise_multiplier"]),
+        max_grad_norm=float(entry["max_grad_norm"]),
+        sample_rate=float(entry["sample_rate"]),
+        total_steps=float(total_steps),
+        evaluation_epsilon=test_epsilon,
+        max_evaluation_epsilon=settings.max_evaluation_epsilon,
+    )
+    return RoundResult(outcome.state_dict, report, evaluation)
+
+
+def _train_without_privacy(
+    model: torch.nn.Module,
+    data: HospitalData,
+    settings: HospitalSettings,
+    instruction: RoundInstruction,
+) -> RoundResult:
+    """privacy.enabled = false: exact counts and metrics, no ledger (the report flags it)."""
+    device = settings.torch_device()
+    evaluation = exact_evaluation(model, data, device)
+    counts = ReleasedCounts(tuple(exact_counts(data.y_train, data.num_classes)))
+    randomness = settings.randomness(instruction, data.fingerprint, "train")
+    outcome = train_locally(
+        model,
+        data.x_train,
+        data.y_train,
+        _local_training(instruction, counts),
+        None,
+        [],
+        device,
+        randomness,
+    )
+    report = TrainingReport(num_examples=float(data.num_train), steps=float(outcome.steps))
+    return RoundResult(outcome.state_dict, report, evaluation)

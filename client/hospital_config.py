@@ -12,6 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medfed.client.policy import HospitalPolicy
 from medfed.shared.config.loader import first_problem, read_toml
+from medfed.shared.config.models import (
+    CountNoiseMultiplier,
+    DataConfig,
+    MaxEvaluationEpsilon,
+    MaxEvaluations,
+)
 from medfed.shared.errors import ConfigError
 from medfed.shared.secagg.config import SecureAggregationConfig
 
@@ -34,6 +40,21 @@ class ConnectionConfig(_Strict):
 class HospitalDataConfig(_Strict):
     dataset: Literal["heart_disease", "sequences"] = "heart_disease"
     path: Path
+    feature_bounds: dict[str, tuple[float, float]] | None = Field(
+        default=None, description="public [low, high] per heart-disease feature"
+    )
+    channel_ranges: dict[str, tuple[float, float]] | None = Field(
+        default=None, description="public [low, high] per vital-sign channel"
+    )
+
+    def loader_config(self) -> DataConfig:
+        """The shared loaders' settings for this hospital's file (validated there too)."""
+        return DataConfig(
+            dataset=self.dataset,
+            path=self.path,
+            feature_bounds=self.feature_bounds,
+            channel_ranges=self.channel_ranges,
+        )
 
 
 class HospitalPrivacyConfig(_Strict):
@@ -42,6 +63,13 @@ class HospitalPrivacyConfig(_Strict):
     delta: float = Field(default=1e-5, gt=0, lt=1)
     accountant: Literal["rdp", "prv"] = "rdp"
     ledger_dir: Path = Path("ledger")
+    head_dir: Path = Field(
+        default=Path("ledger-head"),
+        description="the ledger's signed head file; keep it out of the ledger's backups",
+    )
+    count_noise_multiplier: CountNoiseMultiplier = 10.0
+    max_evaluation_epsilon: MaxEvaluationEpsilon = 3.0
+    max_evaluations: MaxEvaluations = 30
 
 
 class HospitalConfig(_Strict):
@@ -84,7 +112,10 @@ def load_hospital_config(path: Path) -> HospitalConfig:
             "connection": connection,
             "data": config.data.model_copy(update={"path": _absolute(config.data.path, base)}),
             "privacy": config.privacy.model_copy(
-                update={"ledger_dir": _absolute(config.privacy.ledger_dir, base)}
+                update={
+                    "ledger_dir": _absolute(config.privacy.ledger_dir, base),
+                    "head_dir": _absolute(config.privacy.head_dir, base),
+                }
             ),
         }
     )

@@ -1,16 +1,17 @@
 """A deployed hospital's settings and data, as `medfed-client` passed them in node config.
 
-The data is preprocessed once and cached on disk under the dataset's fingerprint (the file's
-SHA-256): a changed file is a new cache entry, never a stale one. The warm executor also keeps
+The data is preprocessed once and cached on disk (`.npz`, no pickle) under the SHA-256 of the
+preprocessing settings and the file's bytes: a changed file or setting is a new cache entry,
+never a stale one. The warm executor also keeps
 it in memory while the file's size and modification time stay the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,18 @@ from flwr.app import Context
 
 from medfed.client.hospital import HospitalSettings
 from medfed.client.policy import HospitalPolicy
+from medfed.shared.config.models import DataConfig
 from medfed.shared.data.base import HospitalData
+from medfed.shared.data.store import load_hospital_data, save_hospital_data
 from medfed.shared.errors import ConfigError, DataError
 
-CACHE_VERSION = "1"  # bump when preprocessing changes
+CACHE_VERSION = "2"  # bump when preprocessing changes (2: record-local scaling)
 
 
-def file_fingerprint(path: Path) -> str:
-    """SHA-256 of the file's bytes (names the cache entry)."""
+def file_fingerprint(path: Path, data: DataConfig) -> str:
+    """SHA-256 of the preprocessing settings and the file's bytes (names the cache entry)."""
     digest = hashlib.sha256(CACHE_VERSION.encode())
+    digest.update(data.model_dump_json(exclude={"path"}).encode())
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -44,21 +48,19 @@ def require_file(data_path: Path) -> os.stat_result:
     return data_path.stat()
 
 
-def preprocess(dataset: str, data_path: Path, name: str) -> HospitalData:
+def preprocess(data: DataConfig, name: str) -> HospitalData:
     """Read and split the hospital's own file (the simulation's loaders, one hospital).
 
     Raises:
         DataError: unreadable data, or a file holding several hospitals.
     """
-    from medfed.shared.config.models import DataConfig
     from medfed.shared.data import load_federation
 
-    config = DataConfig(dataset=dataset, path=data_path, partition="natural")
-    hospitals = load_federation(config, 0)
+    hospitals = load_federation(data.model_copy(update={"partition": "natural"}), 0)
     if len(hospitals) != 1:
         names = ", ".join(h.name for h in hospitals)
         raise DataError(
-            f"data.path: {data_path} holds {len(hospitals)} hospitals ({names}); "
+            f"data.path: {data.path} holds {len(hospitals)} hospitals ({names}); "
             "give this hospital a file with its own patients only"
         )
     only = hospitals[0]
@@ -67,26 +69,28 @@ def preprocess(dataset: str, data_path: Path, name: str) -> HospitalData:
     )
 
 
-def cached_data(dataset: str, data_path: Path, name: str, cache_dir: Path) -> HospitalData:
-    """The preprocessed data, from CACHE_DIR/<sha256>.pkl when present (written atomically).
+def cached_data(data: DataConfig, name: str, cache_dir: Path) -> HospitalData:
+    """The preprocessed data, from CACHE_DIR/<sha256>.npz when present (written atomically).
 
     Raises:
         DataError: the file is missing or unusable.
     """
-    require_file(data_path)
-    cache_path = cache_dir / f"{file_fingerprint(data_path)}.pkl"
+    require_file(data.path)
+    cache_path = cache_dir / f"{file_fingerprint(data.path, data)}.npz"
     if cache_path.is_file():
-        with cache_path.open("rb") as handle:
-            cached = pickle.load(handle)  # our own file, in the hospital's private state dir
-        if isinstance(cached, HospitalData) and cached.name == name:
-            return cached
-    data = preprocess(dataset, data_path, name)
-    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = cache_path.with_suffix(f".{os.getpid()}.tmp")
-    with temporary.open("wb") as handle:
-        pickle.dump(data, handle)
-    os.replace(temporary, cache_path)
-    return data
+        with contextlib.suppress(DataError):  # unreadable: preprocess again below
+            cached = load_hospital_data(cache_path, "")
+            if cached.name == name:
+                return cached
+    prepared = preprocess(data, name)
+    save_hospital_data(prepared, cache_path)
+    return prepared
+
+
+def data_config(node_config: dict[str, Any]) -> DataConfig:
+    """The data settings medfed-client passed (dataset, file, public scaling bounds)."""
+    fields = json.loads(_required(node_config, "data"))
+    return DataConfig.model_validate(fields | {"path": _required(node_config, "data-path")})
 
 
 def _required(node_config: dict[str, Any], key: str) -> str:
@@ -109,6 +113,10 @@ def settings_from_node_config(node_config: dict[str, Any]) -> HospitalSettings:
         key_dir=ledger_dir / "keys",
         delta=float(node_config.get("delta", 1e-5)),
         accountant=str(node_config.get("accountant", "rdp")),
+        count_noise_multiplier=float(node_config.get("count-noise-multiplier", 10.0)),
+        max_evaluation_epsilon=float(node_config.get("max-evaluation-epsilon", 3.0)),
+        max_evaluations=int(node_config.get("max-evaluations", 30)),
+        witness_path=Path(_required(node_config, "head-dir")) / f"{_ledger_stem(name)}.head",
         privacy_enabled=bool(node_config.get("privacy-enabled", True)),
         device=str(node_config.get("device", "cpu")),
         secure_aggregation=SecureAggregationConfig.model_validate(
@@ -134,16 +142,10 @@ class NodeHospital:
     def __call__(self, context: Context) -> tuple[HospitalData, HospitalSettings]:
         node_config = dict(context.node_config)
         settings = settings_from_node_config(node_config)
-        data_path = Path(_required(node_config, "data-path"))
-        stat = require_file(data_path)
-        key = (str(data_path), stat.st_size, stat.st_mtime_ns, settings.name)
+        data = data_config(node_config)
+        stat = require_file(data.path)
+        key = (data.model_dump_json(), stat.st_size, stat.st_mtime_ns, settings.name)
         if key not in self._loaded:
-            self._loaded = {
-                key: cached_data(
-                    str(node_config.get("dataset", "heart_disease")),
-                    data_path,
-                    settings.name,
-                    Path(_required(node_config, "cache-dir")),
-                )
-            }
+            cache_dir = Path(_required(node_config, "cache-dir"))
+            self._loaded = {key: cached_data(data, settings.name, cache_dir)}
         return self._loaded[key], settings

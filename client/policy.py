@@ -1,7 +1,9 @@
 """The hospital's policy guard: what a coordinator may ask of this hospital, checked per message.
 
 `[policy]` in hospital.toml; every instruction is checked before any data is touched, and a
-breach is a `PolicyViolation` (a refusal the coordinator records, never a crash).
+breach is a `PolicyViolation` (a refusal the coordinator records, never a crash). Limits are
+facts the hospital can check itself (its own ledger, the instruction's own numbers), never
+labels the coordinator chooses: a new run id does not reset any allowance.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ class HospitalPolicy(BaseModel):
     )
     max_local_epochs: int | None = Field(default=None, ge=1)
     min_noise_multiplier: float | None = Field(default=None, ge=0)
-    max_epsilon_per_run: float | None = Field(default=None, gt=0)
+    max_epsilon_per_window: float | None = Field(
+        default=None,
+        gt=0,
+        description="ε the training split may spend within any `window_days` (all runs)",
+    )
+    window_days: float = Field(default=30.0, gt=0)
     max_rounds: int | None = Field(default=None, ge=1)
 
 
@@ -33,6 +40,11 @@ def check_instruction(policy: HospitalPolicy, instruction: RoundInstruction, hos
         PolicyViolation: the first breached limit, naming the policy key and both values.
     """
     where = f"hospital '{hospital}' policy"
+    if instruction.server_round > instruction.rounds:
+        raise PolicyViolation(
+            f"{where}: server round {instruction.server_round} is past the run's "
+            f"{instruction.rounds} planned rounds (the noise was calibrated for those)"
+        )
     if policy.allowed_models and instruction.model_name not in policy.allowed_models:
         allowed = ", ".join(policy.allowed_models)
         raise PolicyViolation(
@@ -48,13 +60,27 @@ def check_instruction(policy: HospitalPolicy, instruction: RoundInstruction, hos
             f"{where}: the run plans {instruction.rounds} rounds, more than max_rounds = "
             f"{policy.max_rounds}"
         )
-    if (
-        policy.max_epsilon_per_run is not None
-        and instruction.target_epsilon > policy.max_epsilon_per_run
-    ):
+    window = policy.max_epsilon_per_window
+    if window is not None and instruction.target_epsilon > window:
         raise PolicyViolation(
             f"{where}: target_epsilon = {instruction.target_epsilon} exceeds "
-            f"max_epsilon_per_run = {policy.max_epsilon_per_run}"
+            f"max_epsilon_per_window = {window}"
+        )
+
+
+def check_window(policy: HospitalPolicy, window_epsilon: float, hospital: str) -> None:
+    """Refuse a round after which the training split's ε over the last `window_days`
+    (every entry in that window composed with the planned round) would pass the cap.
+
+    Raises:
+        PolicyViolation: `window_epsilon` > `max_epsilon_per_window`.
+    """
+    cap = policy.max_epsilon_per_window
+    if cap is not None and window_epsilon > cap:
+        raise PolicyViolation(
+            f"hospital '{hospital}' policy: this round would bring ε over the last "
+            f"{policy.window_days:g} days to {window_epsilon:.4f}, above "
+            f"max_epsilon_per_window = {cap} (wait, or ask for a smaller target_epsilon)"
         )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from medfed.client.hospital import RoundResult
+from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.instruction import RoundInstruction
 
 
@@ -48,7 +49,12 @@ class RoundMemory:
             return None  # unreadable (e.g. torn by a crash): train afresh, counted afresh
         if kept.get("digest") != digest:
             return None
-        return RoundResult(kept["state_dict"], kept["train_metrics"], kept["evaluation"])
+        evaluation = kept["evaluation"]
+        return RoundResult(
+            kept["state_dict"],
+            TrainingReport(**kept["training"]),
+            None if evaluation is None else EvaluationReport(**evaluation),
+        )
 
     def remember(self, run_id: str, digest: str, result: RoundResult) -> None:
         """Keep `result` as the run's latest round (written atomically, owner-only folder)."""
@@ -58,8 +64,8 @@ class RoundMemory:
         kept = {
             "digest": digest,
             "state_dict": result.state_dict,
-            "train_metrics": result.train_metrics,
-            "evaluation": result.evaluation,
+            "training": result.training.as_dict(),
+            "evaluation": None if result.evaluation is None else result.evaluation.as_dict(),
         }
         torch.save(kept, temporary)
         os.replace(temporary, path)

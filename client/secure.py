@@ -17,6 +17,7 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 
 from medfed.shared.errors import SecureAggregationError
+from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.protocol import SECAGG_ROSTER, SECAGG_SETUP, SECAGG_UNMASK, SECAGG_UPLOAD
 from medfed.shared.secagg import Roster, SecAggHospital, SecureAggregationConfig, UnmaskRequest
 from medfed.shared.secagg.records import from_records, to_records
@@ -77,23 +78,37 @@ def flatten_update(new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -
 
 def pending_update(
     context: Context, server_round: int
-) -> tuple[np.ndarray, dict[str, float], dict[str, float]] | None:
-    """The update trained for `server_round` and its metrics, if a retry re-asks for it."""
+) -> tuple[np.ndarray, TrainingReport, EvaluationReport | None] | None:
+    """The update trained for `server_round` and its reports, if a retry re-asks for it."""
     arrays = context.state.array_records.get(PENDING_UPDATE)
     meta = context.state.config_records.get(PENDING_META)
     if arrays is None or meta is None or int(meta["round"]) != server_round:
         return None
-    metrics = json.loads(str(meta["metrics"]))
-    return arrays["update"].numpy(), metrics["train"], metrics["evaluation"]
+    reports = json.loads(str(meta["reports"]))
+    evaluation = reports["evaluation"]
+    return (
+        arrays["update"].numpy(),
+        TrainingReport(**reports["training"]),
+        None if evaluation is None else EvaluationReport(**evaluation),
+    )
 
 
 def keep_update(
-    context: Context, server_round: int, update: np.ndarray, train: dict, evaluation: dict
+    context: Context,
+    server_round: int,
+    update: np.ndarray,
+    training: TrainingReport,
+    evaluation: EvaluationReport | None,
 ) -> None:
     """Remember this round's update so a retried attempt re-masks it instead of retraining."""
     context.state[PENDING_UPDATE] = ArrayRecord({"update": Array(update)})
-    metrics = json.dumps({"train": train, "evaluation": evaluation})
-    context.state[PENDING_META] = ConfigRecord({"round": server_round, "metrics": metrics})
+    reports = json.dumps(
+        {
+            "training": training.as_dict(),
+            "evaluation": None if evaluation is None else evaluation.as_dict(),
+        }
+    )
+    context.state[PENDING_META] = ConfigRecord({"round": server_round, "reports": reports})
 
 
 def masked_reply(

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from flwr.app import ArrayRecord, Message, MessageType, Metadata, MetricRecord, RecordDict
 
+from medfed.shared.errors import ProtocolError
+from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.protocol import (
     ARRAYS,
     EVALUATION,
     OUTCOME,
     SECAGG_UPLOAD,
-    TRAIN_METRICS,
+    TRAINING,
     WEIGHT_KEY,
     Outcome,
 )
@@ -76,6 +78,21 @@ def update_problem(
     return None
 
 
+def _reports(content: RecordDict) -> tuple[dict, dict | None]:
+    """The typed training and evaluation reports of a reply, as plain dicts.
+
+    Raises:
+        ProtocolError: a report with an undeclared field or a value of the wrong type.
+    """
+    training: dict = {}
+    if TRAINING in content.config_records:
+        training = TrainingReport.from_record(content.config_records[TRAINING]).as_dict()
+    evaluation = None
+    if EVALUATION in content.config_records:
+        evaluation = EvaluationReport.from_record(content.config_records[EVALUATION]).metrics()
+    return training, evaluation
+
+
 def sort_replies(
     replies: list[Message], reference: ArrayRecord, max_update_norm: float | None = None
 ) -> SortedReplies:
@@ -92,19 +109,21 @@ def sort_replies(
             continue
         outcome = Outcome.from_record(content.config_records[OUTCOME])
         result.names[node] = outcome.hospital
+        try:
+            training, evaluation = _reports(content)
+        except ProtocolError as error:
+            result.failed[outcome.hospital] = f"malformed reply: {error}"
+            continue
         if outcome.status == "refused":
             result.refused[outcome.hospital] = outcome
-            if TRAIN_METRICS in content.metric_records:
-                result.training_refused[outcome.hospital] = dict(
-                    content.metric_records[TRAIN_METRICS]
-                )
+            if training:
+                result.training_refused[outcome.hospital] = training
             continue
         if outcome.status != "ok":
             result.failed[outcome.hospital] = f"{outcome.code}: {outcome.message}"
             continue
-        if EVALUATION in content.metric_records:
-            result.evaluation[outcome.hospital] = dict(content.metric_records[EVALUATION])
-        training = dict(content.metric_records.get(TRAIN_METRICS, MetricRecord()))
+        if evaluation is not None:
+            result.evaluation[outcome.hospital] = evaluation
         if SECAGG_UPLOAD in content.config_records:
             result.uploads[node] = content
             result.training[outcome.hospital] = training
@@ -112,8 +131,8 @@ def sort_replies(
         if ARRAYS not in content.array_records:
             continue  # evaluate-only reply
         problem = update_problem(content.array_records[ARRAYS], reference, max_update_norm)
-        if problem is None and training.get(WEIGHT_KEY, 0) <= 0:
-            problem = f"its '{WEIGHT_KEY}' is not positive"
+        if problem is None and training.get("num_examples", 0) <= 0:
+            problem = "its 'num_examples' is not positive"
         if problem is not None:
             log.warning("update from %s rejected: %s", outcome.hospital, problem)
             result.failed[outcome.hospital] = f"update rejected: {problem}"
@@ -122,7 +141,7 @@ def sort_replies(
         trimmed = RecordDict(
             {
                 ARRAYS: content.array_records[ARRAYS],
-                "metrics": MetricRecord({WEIGHT_KEY: training[WEIGHT_KEY]}),
+                "metrics": MetricRecord({WEIGHT_KEY: training["num_examples"]}),
             }
         )
         result.updates.append(as_reply(trimmed, node, reply.metadata.run_id))

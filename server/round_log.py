@@ -9,7 +9,7 @@ from medfed.shared.config.models import PrivacyConfig
 from medfed.shared.errors import PrivacyBudgetExceeded
 from medfed.shared.metrics import weighted_means
 
-TRAINING_ONLY = {"epsilon", "train_loss", "train_seconds"}
+TRAINING_ONLY = {"epsilon"}
 
 
 def round_line(
@@ -24,8 +24,6 @@ def round_line(
     hospitals = {name: dict(metrics) for name, metrics in replies.evaluation.items()}
     for name, training in replies.training.items():
         hospitals.setdefault(name, {})["epsilon"] = training.get("epsilon")
-        hospitals[name]["train_loss"] = training.get("train_loss")
-        hospitals[name]["train_seconds"] = training.get("train_seconds")
     evaluation = {
         name: {k: v for k, v in metrics.items() if k not in TRAINING_ONLY}
         for name, metrics in replies.evaluation.items()
@@ -49,20 +47,26 @@ def round_line(
 def record_privacy(
     summary: dict[str, dict[str, Any]], replies: SortedReplies, privacy: PrivacyConfig
 ) -> None:
-    """Update privacy.json's per-hospital entries from one round's replies (in place)."""
+    """Update privacy.json's per-hospital entries from one round's replies (in place).
+
+    δ, accountant, budget and clipping norm are each hospital's own, as its report says: the
+    coordinator's configuration only proposes them.
+    """
     for name, training in replies.training.items():
         entry = summary.setdefault(name, {"status": "active"})
         entry.setdefault("epsilon_at_run_start", training.get("epsilon_at_run_start"))
         entry.update(
             epsilon=training.get("epsilon"),
-            delta=privacy.delta if privacy.enabled else None,
+            delta=training.get("delta"),
             target_epsilon=privacy.target_epsilon,
-            max_epsilon=training.get("max_epsilon", privacy.budget_epsilon),  # the hospital's own
+            max_epsilon=training.get("max_epsilon"),
             noise_multiplier=training.get("noise_multiplier"),
-            max_grad_norm=privacy.max_grad_norm if privacy.enabled else None,
+            max_grad_norm=training.get("max_grad_norm"),
             sample_rate=training.get("sample_rate"),
             steps=int(training.get("total_steps", training.get("steps", 0))),
-            accountant=privacy.accountant if privacy.enabled else None,
+            accountant=training.get("accountant"),
+            evaluation_epsilon=training.get("evaluation_epsilon"),
+            max_evaluation_epsilon=training.get("max_evaluation_epsilon"),
         )
     for name, outcome in replies.refused.items():
         entry = summary.setdefault(name, {})
@@ -72,5 +76,3 @@ def record_privacy(
         if "epsilon" in spent:
             entry.setdefault("epsilon_at_run_start", spent["epsilon"])
             entry.update(epsilon=spent["epsilon"], max_epsilon=spent.get("max_epsilon"))
-            entry.setdefault("delta", privacy.delta)
-            entry.setdefault("accountant", privacy.accountant)

@@ -37,6 +37,12 @@ class PrivacyBudgetExceeded(MedfedError):
         self.max_epsilon = max_epsilon
 
 
+class EvaluationBudgetExceeded(MedfedError):
+    """Evaluating another model would pass the hospital's test-split budget or its cap."""
+
+    code = "evaluation_budget_exceeded"
+
+
 class PolicyViolation(MedfedError):
     """A coordinator instruction breaks the hospital's policy."""
 
@@ -82,6 +88,7 @@ ERRORS_BY_CODE: dict[str, type[MedfedError]] = {
         ConfigError,
         DataError,
         PrivacyBudgetExceeded,
+        EvaluationBudgetExceeded,
         PolicyViolation,
         SecureAggregationError,
         LedgerError,

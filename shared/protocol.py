@@ -1,8 +1,9 @@
 """What travels in a medfed message: record keys, model weights, typed outcomes.
 
 One training message per hospital per round carries the global model and the round's
-instruction; the reply carries the update, training metrics, the evaluation of the received
-model, and an outcome (ok / refused / error) with a code and a safe message.
+instruction; the reply carries the update, a `TrainingReport`, the DP `EvaluationReport` of
+the received model (shared/hospital_report.py declares every field), and an outcome
+(ok / refused / error) with a code and a safe message.
 """
 
 from __future__ import annotations
@@ -11,17 +12,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
-from medfed.shared.errors import MedfedError, PolicyViolation, PrivacyBudgetExceeded
+from medfed.shared.errors import (
+    EvaluationBudgetExceeded,
+    MedfedError,
+    PolicyViolation,
+    PrivacyBudgetExceeded,
+)
+from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 
 if TYPE_CHECKING:  # torch loads only where a model is built
     import torch
 
 ARRAYS = "arrays"
 CONFIG = "config"
-TRAIN_METRICS = "train_metrics"
-EVALUATION = "evaluation"
+TRAINING = TrainingReport.record_name
+EVALUATION = EvaluationReport.record_name
 OUTCOME = "outcome"
 WEIGHT_KEY = "num-examples"  # Flower strategies weight replies by this metric
 # Secure aggregation: the roster rides on training messages, the masked upload on replies,
@@ -29,7 +36,7 @@ WEIGHT_KEY = "num-examples"  # Flower strategies weight replies by this metric
 SECAGG_ROSTER, SECAGG_UPLOAD = "secagg.roster", "secagg.upload"
 SECAGG_SETUP, SECAGG_UNMASK = "secagg.setup", "secagg.unmask"
 
-REFUSALS = (PrivacyBudgetExceeded, PolicyViolation)
+REFUSALS = (PrivacyBudgetExceeded, PolicyViolation, EvaluationBudgetExceeded)
 
 
 def state_to_arrays(state: dict[str, torch.Tensor]) -> ArrayRecord:
@@ -83,15 +90,15 @@ class Outcome:
 def reply_content(
     outcome: Outcome,
     state: dict[str, torch.Tensor] | None = None,
-    train_metrics: dict[str, float] | None = None,
-    evaluation: dict[str, float] | None = None,
+    training: TrainingReport | None = None,
+    evaluation: EvaluationReport | None = None,
 ) -> RecordDict:
     """Assemble a hospital's reply; absent parts are left out."""
     content = RecordDict({OUTCOME: outcome.to_record()})
     if state is not None:
         content[ARRAYS] = state_to_arrays(state)
-    if train_metrics is not None:
-        content[TRAIN_METRICS] = MetricRecord(dict(train_metrics))
+    if training is not None:
+        content[TRAINING] = training.to_record()
     if evaluation is not None:
-        content[EVALUATION] = MetricRecord(dict(evaluation))
+        content[EVALUATION] = evaluation.to_record()
     return content

@@ -53,6 +53,7 @@ def simulate(
     ] = None,
 ) -> None:
     """Run a whole federation on this machine and write its run directory."""
+    from medfed.simulations.exact import write_exact_evaluation
     from medfed.simulations.runner import check_federation
     from medfed.simulations.runner import simulate as run_simulation
 
@@ -71,7 +72,7 @@ def simulate(
 
         def on_round(line: dict) -> None:
             accuracy = line["global"].get("accuracy")
-            status = f"acc {accuracy:.3f}" if accuracy is not None else ""
+            status = f"acc {accuracy:.3f} (DP release)" if accuracy is not None else ""
             if line["phase"] == "train":
                 progress.update(
                     task,
@@ -83,7 +84,8 @@ def simulate(
                 progress.update(task, description=f"{run.name}: final", status=status)
 
         run_dir = run_simulation(run, out, on_round, hospitals)
-    console.print(summary_table(run_dir, run))
+    exact = write_exact_evaluation(run_dir, run, hospitals)
+    console.print(summary_table(run_dir, run, exact))
     console.print(f"run directory: {out}   audit report: {out / 'report.html'}")
 
 
@@ -106,6 +108,16 @@ def _existing(path: Path, what: str) -> Path:
     if not path.is_file():
         raise LedgerError(f"{path}: {what} not found (pass the path of a hospital's ledger .jsonl)")
     return path
+
+
+def _test_stream_note(ledger: Path) -> str:
+    """`` (test stream ε = …)`` when the ledger holds evaluation releases, else ''."""
+    from medfed.shared.privacy.chain import read_entries
+    from medfed.shared.privacy.verify import ledger_epsilon
+
+    if not any(entry.get("type") == "evaluation" for entry in read_entries(ledger)):
+        return ""
+    return f" (train stream; test stream ε = {ledger_epsilon(ledger, stream='test'):.6f})"
 
 
 @audit.command("verify")
@@ -137,7 +149,8 @@ def audit_verify(
     )
     console.print(
         f"[green]valid[/green] {ledger}: {verdict.entries} entries, hospital '{verdict.hospital}', "
-        f"ε = {ledger_epsilon(ledger):.6f}; signatures checked against {key_note}",
+        f"ε = {ledger_epsilon(ledger):.6f}{_test_stream_note(ledger)}; signatures checked "
+        f"against {key_note}",
         highlight=False,
         soft_wrap=True,
     )
@@ -150,11 +163,29 @@ def audit_epsilon(
         str | None, typer.Option(help="rdp or prv (default: the ledger's)")
     ] = None,
     delta: Annotated[float | None, typer.Option(help="δ (default: the ledger's)")] = None,
+    stream: Annotated[
+        str | None,
+        typer.Option(help="train or test: print only that stream's ε, as a bare number"),
+    ] = None,
 ) -> None:
-    """Print ε recomputed from the ledger entries alone."""
+    """Print ε recomputed from the ledger entries alone: the train stream's (training rounds and
+    the label-count release) and, when the ledger has evaluation releases, the test stream's."""
+    from medfed.shared.privacy.chain import STREAMS, read_entries
     from medfed.shared.privacy.verify import ledger_epsilon
 
-    console.print(f"{ledger_epsilon(_existing(ledger, 'ledger'), delta, accountant):.6f}")
+    path = _existing(ledger, "ledger")
+    if stream is not None and stream not in set(STREAMS.values()):
+        raise LedgerError(f"--stream: unknown stream '{stream}' (use train or test)")
+    if stream is not None:
+        console.print(f"{ledger_epsilon(path, delta, accountant, stream):.6f}")
+        return
+    train = ledger_epsilon(path, delta, accountant, "train")
+    if not any(entry.get("type") == "evaluation" for entry in read_entries(path)):
+        console.print(f"{train:.6f}")  # one number, as scripts read it
+        return
+    test = ledger_epsilon(path, delta, accountant, "test")
+    console.print(f"train stream ε = {train:.6f} (training split: rounds, label counts)")
+    console.print(f"test stream ε = {test:.6f} (test split: evaluation releases)")
 
 
 certs = typer.Typer(

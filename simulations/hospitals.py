@@ -7,21 +7,16 @@ partition once to the run's hospital storage, and a message loads only its own f
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from flwr.app import Context
 
 from medfed.client.hospital import HospitalSettings
 from medfed.shared.config.models import RunConfig
 from medfed.shared.data import HospitalData
-from medfed.shared.errors import DataError
+from medfed.shared.data.store import load_hospital_data, save_hospital_data
 from medfed.shared.privacy.ledger import ledger_file_name
-
-ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def partition_file(data_dir: Path, partition_id: int) -> Path:
@@ -29,19 +24,9 @@ def partition_file(data_dir: Path, partition_id: int) -> Path:
 
 
 def store_partitions(hospitals: list[HospitalData], data_dir: Path) -> None:
-    """Write hospital i's arrays to `data_dir/i.npz` (atomically: a reader never sees half)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Write hospital i's arrays to `data_dir/i.npz`."""
     for partition_id, data in enumerate(hospitals):
-        handle, temporary = tempfile.mkstemp(dir=data_dir, suffix=".tmp")
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(
-                stream,
-                **{name: getattr(data, name) for name in ARRAYS},
-                name=np.array(data.name),
-                num_classes=np.array(data.num_classes),
-                fingerprint=np.array(data.fingerprint),
-            )
-        os.replace(temporary, partition_file(data_dir, partition_id))
+        save_hospital_data(data, partition_file(data_dir, partition_id))
 
 
 def load_partition(data_dir: Path, partition_id: int) -> HospitalData:
@@ -50,20 +35,8 @@ def load_partition(data_dir: Path, partition_id: int) -> HospitalData:
     Raises:
         DataError: the file is missing or unreadable.
     """
-    path = partition_file(data_dir, partition_id)
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return HospitalData(
-                name=str(stored["name"]),
-                **{name: stored[name] for name in ARRAYS},
-                num_classes=int(stored["num_classes"]),
-                fingerprint=str(stored["fingerprint"]),
-            )
-    except (OSError, KeyError, ValueError) as error:
-        raise DataError(
-            f"{path}: simulated hospital {partition_id}'s data is missing or unreadable "
-            f"({error}); the runner writes it before the simulation starts"
-        ) from None
+    fix = f"simulated hospital {partition_id}: the runner writes it before the simulation starts"
+    return load_hospital_data(partition_file(data_dir, partition_id), fix)
 
 
 class SimulatedHospitals:
@@ -90,6 +63,9 @@ def settings_for(run: RunConfig, name: str, ledger_dir: Path) -> HospitalSetting
         key_dir=ledger_dir / "keys",
         delta=privacy.delta,
         accountant=privacy.accountant,
+        count_noise_multiplier=privacy.count_noise_multiplier,
+        max_evaluation_epsilon=privacy.max_evaluation_epsilon,
+        max_evaluations=privacy.max_evaluations,
         privacy_enabled=privacy.enabled,
         device=run.training.device,
         secure_aggregation=run.secure_aggregation,

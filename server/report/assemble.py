@@ -14,9 +14,11 @@ from medfed.server.report.schema import (
     HospitalAudit,
     LedgerAudit,
     Metrics,
+    ReleasedValue,
     RoundEpsilon,
     RoundMetrics,
 )
+from medfed.shared.hospital_report import RELEASED_FIELDS
 
 EPSILON_TOLERANCE = 1e-6
 
@@ -154,5 +156,6 @@ def assemble(run_dir: Path, files: RunFiles) -> AuditReport:
         rounds=[_round_metrics(line) for line in files.metrics],
         final_global=None if final is None else Metrics(**numbers(final.global_)),
         guarantee=guarantee_text(privacy_enabled, hospitals),
+        coordinator_sees=[ReleasedValue(**vars(field)) for field in RELEASED_FIELDS],
         issues=issues,
     )

@@ -11,7 +11,8 @@ from typing import Any
 
 from medfed.server.report.schema import LedgerAudit
 from medfed.shared.errors import MedfedError
-from medfed.shared.privacy.ledger import ledger_file_name, read_entries
+from medfed.shared.privacy.chain import read_entries
+from medfed.shared.privacy.ledger import ledger_file_name
 from medfed.shared.privacy.verify import ledger_epsilon, trusted_key_for, verify_ledger
 
 
@@ -55,28 +56,34 @@ def key_fingerprint(public_key: str) -> str:
     return hashlib.sha256(raw).hexdigest() if raw else ""
 
 
-def _round_entries(path: Path) -> list[dict[str, Any]]:
+def _entries(path: Path) -> list[dict[str, Any]]:
     try:
-        entries = read_entries(path)
+        return read_entries(path)
     except (MedfedError, OSError, UnicodeDecodeError):
         return []
-    return [e for e in entries if isinstance(e, dict) and e.get("type") == "round"]
+
+
+def _epsilon(path: Path, delta: float | None, accountant: str | None, stream: str) -> float | None:
+    try:
+        return ledger_epsilon(path, delta, accountant, stream)
+    except (MedfedError, KeyError, TypeError, ValueError):
+        return None
 
 
 def audit_ledger(
     path: Path, run_dir: Path, delta: float | None, accountant: str | None
 ) -> LedgerAudit:
     """Verify the chain and signatures (against the pinned key when one lies in
-    `ledgers/keys/`) and recompute ε at `delta` with `accountant` (the ledger's own when None).
-    A ledger that does not verify still has its ε recomputed from the entries as they stand.
+    `ledgers/keys/`) and recompute ε at `delta` with `accountant` (the ledger's own when None):
+    the train stream's as `epsilon`, the test stream's (evaluation releases) as
+    `evaluation_epsilon`, None when there are none. A ledger that does not verify still has
+    its ε recomputed from the entries as they stand.
     """
     trusted = trusted_key_for(path)
     verdict = verify_ledger(path, trusted)
-    rounds = _round_entries(path)
-    try:
-        epsilon: float | None = ledger_epsilon(path, delta, accountant)
-    except (MedfedError, KeyError, TypeError, ValueError):
-        epsilon = None
+    entries = _entries(path)
+    rounds = [e for e in entries if e.get("type") == "round"]
+    has_evaluations = any(e.get("type") == "evaluation" for e in entries)
     try:
         steps: int | None = sum(int(e["steps"]) for e in rounds)
     except (KeyError, TypeError, ValueError):
@@ -90,7 +97,8 @@ def audit_ledger(
         runs=len({str(e.get("run_id")) for e in rounds}),
         bad_line=verdict.bad_line,
         reason=verdict.reason,
-        epsilon=epsilon,
+        epsilon=_epsilon(path, delta, accountant, "train"),
+        evaluation_epsilon=_epsilon(path, delta, accountant, "test") if has_evaluations else None,
         steps=steps,
         public_key=public_key,
         public_key_sha256=key_fingerprint(public_key),

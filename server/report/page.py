@@ -6,7 +6,13 @@ from html import escape
 
 from medfed.server.report.plots import epsilon_plot, metrics_plot
 from medfed.server.report.schema import AuditReport
-from medfed.server.report.tables import epsilon_table, final_table, privacy_table, rounds_table
+from medfed.server.report.tables import (
+    coordinator_sees_table,
+    epsilon_table,
+    final_table,
+    privacy_table,
+    rounds_table,
+)
 
 CSS = """
 :root { --ink:#1d2430; --muted:#5b6576; --line:#d9dee7; --ok:#1a7f37; --bad:#b42318;
@@ -116,6 +122,13 @@ def render_page(report: AuditReport, config_text: str) -> str:
 <section id="privacy">
 <h2>Differential privacy per hospital</h2>
 {privacy_table(report)}
+</section>
+<section id="coordinator-sees">
+<h2>What the coordinator sees</h2>
+<p>Every value a hospital's replies carry. <em>dp</em>: the output of a mechanism the hospital
+accounted in its signed ledger (or post-processing of one); <em>declared</em>: not a DP output,
+listed here with why it is acceptable.</p>
+{coordinator_sees_table(report)}
 </section>
 <section id="epsilon">
 <h2>Privacy spent per round</h2>

@@ -36,6 +36,8 @@ class PrivacyRecord(BaseModel):
     sample_rate: float | None = None
     steps: int | None = None
     accountant: str | None = None
+    evaluation_epsilon: float | None = None
+    max_evaluation_epsilon: float | None = None
     reason: str | None = None
 
     @field_validator(
@@ -46,6 +48,8 @@ class PrivacyRecord(BaseModel):
         "noise_multiplier",
         "max_grad_norm",
         "sample_rate",
+        "evaluation_epsilon",
+        "max_evaluation_epsilon",
         mode="after",
     )
     @classmethod

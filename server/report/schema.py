@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Metrics(BaseModel):
@@ -43,7 +43,13 @@ class LedgerAudit(BaseModel):
     runs: int = Field(description="distinct run_id values among the round entries")
     bad_line: int | None = Field(description="1-based line of the first problem; None if valid")
     reason: str = Field(description="why the ledger does not verify; empty if valid")
-    epsilon: float | None = Field(description="ε recomputed from every round entry")
+    epsilon: float | None = Field(
+        description="ε of the training stream (label counts and rounds) recomputed from the ledger"
+    )
+    evaluation_epsilon: float | None = Field(
+        default=None,
+        description="ε of the test stream (evaluation releases) recomputed; None without any",
+    )
     steps: int | None = Field(description="optimizer steps summed over every round entry")
     public_key: str = Field(description="base64 Ed25519 key in the ledger header")
     public_key_sha256: str = Field(description="hex SHA-256 of the raw 32-byte header key")
@@ -66,6 +72,12 @@ class HospitalAudit(BaseModel):
     sample_rate: float | None = None
     steps: int | None = Field(description="optimizer steps, lifetime (privacy.json)")
     accountant: str | None = None
+    evaluation_epsilon: float | None = Field(
+        default=None, description="ε spent on the test split by DP evaluations (privacy.json)"
+    )
+    max_evaluation_epsilon: float | None = Field(
+        default=None, description="the hospital's lifetime budget of its test split"
+    )
     within_budget: bool | None = Field(description="epsilon <= max_epsilon; None if unknown")
     ledger: LedgerAudit | None = Field(description="None when no ledger was found")
     epsilon_matches_ledger: bool | None = Field(
@@ -88,6 +100,15 @@ class RoundMetrics(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
+class ReleasedValue(BaseModel):
+    """One value a hospital sends to the coordinator, and why it is within the guarantee."""
+
+    name: str
+    record: str = Field(description="the reply record that carries it")
+    release: str = Field(description="dp (a ledgered DP mechanism) or declared")
+    why: str
+
+
 class AuditReport(BaseModel):
     """The privacy officer's audit of one run directory (`report.json`)."""
 
@@ -104,4 +125,7 @@ class AuditReport(BaseModel):
     rounds: list[RoundMetrics]
     final_global: Metrics | None
     guarantee: list[str] = Field(description="plain-language meaning of the guarantee")
+    coordinator_sees: list[ReleasedValue] = Field(
+        default_factory=list, description="every value a hospital's replies carry"
+    )
     issues: list[str] = Field(description="findings the privacy officer should look at")

@@ -102,6 +102,8 @@ def privacy_table(report: AuditReport) -> str:
                     cell("sample-rate", number(h.sample_rate, ".6g")),
                     cell("steps", number(h.steps, "d")),
                     cell("accountant", escape(h.accountant or "—")),
+                    cell("evaluation-epsilon", number(h.evaluation_epsilon)),
+                    cell("evaluation-budget", number(h.max_evaluation_epsilon)),
                     _ledger_cell(ledger),
                     _key_cell(ledger),
                 ],
@@ -110,9 +112,9 @@ def privacy_table(report: AuditReport) -> str:
     headers = [
         "hospital", "status", "ε spent", "ledger ε (recomputed)", "budget max ε",
         "target ε (run)", "δ", "noise σ", "max grad norm", "sample rate", "steps", "accountant",
-        "ledger", "ledger key SHA-256",
+        "test-split ε", "test-split budget", "ledger", "ledger key SHA-256",
     ]  # fmt: skip
-    return _table("privacy", headers, rows, text=(0, 1, 11, 12, 13))
+    return _table("privacy", headers, rows, text=(0, 1, 11, 14, 15))
 
 
 def epsilon_table(report: AuditReport) -> str:
@@ -161,3 +163,15 @@ def final_table(report: AuditReport) -> str:
         f"</th>{''.join(_metric_cells(report.final_global))}</tr>"
     )
     return _table("final", ["hospital", *[label for _, label in METRIC_COLUMNS]], rows)
+
+
+def coordinator_sees_table(report: AuditReport) -> str:
+    """Every value a hospital's replies carry: dp or declared, and why."""
+    rows = [
+        f'<tr class="released" data-name="{escape(v.name)}" data-record="{escape(v.record)}">'
+        f'<th scope="row">{escape(v.name)}</th><td class="text record">{escape(v.record)}</td>'
+        f'<td class="text release">{escape(v.release)}</td><td class="text why">'
+        f"{escape(v.why)}</td></tr>"
+        for v in report.coordinator_sees
+    ]
+    return _table("coordinator-sees", ["value", "record", "release", "why"], rows, (0, 1, 2, 3))

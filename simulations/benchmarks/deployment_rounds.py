@@ -32,7 +32,6 @@ from flwr.app import (
     ConfigRecord,
     Context,
     Message,
-    MetricRecord,
     RecordDict,
 )
 from flwr.clientapp import ClientApp
@@ -63,7 +62,7 @@ def _echo(msg: Message, context: Context) -> Message:
         {
             "outcome": outcome,
             "arrays": changed,
-            "train_metrics": MetricRecord({"num-examples": 1.0}),
+            "training": ConfigRecord({"num_examples": 1.0}),
         }
     )
     return Message(content, reply_to=msg)

@@ -1,4 +1,4 @@
-"""Simulation round overhead: round wall time − the slowest hospital's training compute.
+"""Simulation round time: medfed's DP hospitals against the engine's floor, as a ratio.
 
 medfed's real DP hospitals next to a no-op ClientApp (replies at once with the model it got)
 driven by the same coordinator on the same engine, 4 and 10 hospitals, in one run. Also the
@@ -25,6 +25,7 @@ def noop_client_app():  # built in the child process only
     from flwr.app import Message
     from flwr.clientapp import ClientApp
 
+    from medfed.shared.hospital_report import EvaluationReport, TrainingReport
     from medfed.shared.protocol import ARRAYS, Outcome, arrays_to_state, reply_content
 
     app = ClientApp()
@@ -33,17 +34,16 @@ def noop_client_app():  # built in the child process only
     def train(msg, context):
         state = arrays_to_state(msg.content.array_records[ARRAYS])
         name = f"noop_{context.node_config['partition-id']}"
-        metrics = {"num-examples": 1.0, "train_seconds": 0.0}
+        training, evaluation = TrainingReport(num_examples=1.0), EvaluationReport(num_examples=1.0)
         return Message(
-            reply_content(Outcome(name, "ok"), state, metrics, {"num_examples": 1.0}), reply_to=msg
+            reply_content(Outcome(name, "ok"), state, training, evaluation), reply_to=msg
         )
 
     @app.evaluate()
     def evaluate(msg, context):
         name = f"noop_{context.node_config['partition-id']}"
-        return Message(
-            reply_content(Outcome(name, "ok"), evaluation={"num_examples": 1.0}), reply_to=msg
-        )
+        evaluation = EvaluationReport(num_examples=1.0)
+        return Message(reply_content(Outcome(name, "ok"), evaluation=evaluation), reply_to=msg)
 
     return app
 
@@ -77,13 +77,8 @@ def measure(kind: str, hospitals: int, rounds: int, out: Path) -> dict[str, floa
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [line for line in lines if line["phase"] == "train"]
     steady = train[1:] or train
-    overheads = [
-        line["seconds"] - max((h.get("train_seconds") or 0.0) for h in line["hospitals"].values())
-        for line in steady
-    ]
     return {
         "round": statistics.mean(line["seconds"] for line in steady),
-        "overhead": statistics.mean(overheads),
         "first": train[0]["seconds"],
         "startup": wall - sum(line["seconds"] for line in lines),
     }
@@ -104,18 +99,20 @@ def main() -> None:
     sizes, rounds = ((4,), 2) if args.quick else ((4, 10), args.rounds)
     print(f"Simulation round overhead, heart-disease data, {rounds} rounds, secure aggregation off")
     print(
-        "| hospitals | app | s / round (rounds 2..) | overhead s / round | round 1 s "
-        "| start-up + teardown s |"
+        "| hospitals | app | s / round (rounds 2..) | × floor | round 1 s | start-up + teardown s |"
     )
     print("|---:|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as scratch:
         for hospitals in sizes:
+            floor = None
             for kind in ("noop", "medfed"):
                 result = measure(kind, hospitals, rounds, Path(scratch) / f"{kind}{hospitals}")
+                floor = floor or result["round"]
                 label = "no-op ClientApp (floor)" if kind == "noop" else "medfed DP hospitals"
                 print(
-                    f"| {hospitals} | {label} | {result['round']:.3f} | {result['overhead']:.3f} | "
-                    f"{result['first']:.2f} | {result['startup']:.2f} |",
+                    f"| {hospitals} | {label} | {result['round']:.3f} | "
+                    f"{result['round'] / floor:.2f} | {result['first']:.2f} | "
+                    f"{result['startup']:.2f} |",
                     flush=True,
                 )
 

@@ -3,7 +3,7 @@
 import pytest
 from opacus.accountants import RDPAccountant
 
-import medfed.client.hospital
+import medfed.client.planning
 import medfed.shared.privacy.accounting
 import medfed.shared.privacy.ledger
 from medfed.client.hospital import HospitalSettings, train_round
@@ -26,10 +26,11 @@ def count_evaluations(monkeypatch):
     original = medfed.shared.privacy.accounting.epsilon_of
 
     def counted(history, delta, accountant):
-        calls.append(len(history))
+        if (10.0, 1.0, 1) in [tuple(step) for step in history]:  # the train stream (its count)
+            calls.append(len(history))
         return original(history, delta, accountant)
 
-    for module in (medfed.shared.privacy.ledger, medfed.client.hospital):
+    for module in (medfed.shared.privacy.ledger, medfed.client.planning):
         monkeypatch.setattr(module, "epsilon_of", counted)
     monkeypatch.setattr(medfed.shared.privacy.accounting, "epsilon_of", counted)
     return calls
@@ -50,8 +51,8 @@ def test_a_later_round_evaluates_epsilon_twice_and_records_the_same_epsilon(
                 hungary, settings, RoundInstruction.model_validate(record), weights
             )
         assert len(count_evaluations) == 2  # the plan check and the ledger entry's ε
-        ledger = settings.open_ledger(hungary.fingerprint)
-        recomputed = _opacus(ledger.history(), settings.delta)
-        assert result.train_metrics["epsilon"] == pytest.approx(recomputed, abs=1e-9)
-        start = ledger.epsilon_before_run(run_id, settings.delta, settings.accountant)
-        assert result.train_metrics["epsilon_at_run_start"] == start
+        with settings.locked_ledger(hungary.fingerprint) as ledger:
+            recomputed = _opacus(ledger.history("train"), settings.delta)
+            start = ledger.epsilon_before_run(run_id, settings.delta, settings.accountant)
+        assert result.training.epsilon == pytest.approx(recomputed, abs=1e-9)
+        assert result.training.epsilon_at_run_start == start

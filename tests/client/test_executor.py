@@ -22,6 +22,7 @@ from medfed.shared.data import load_federation
 from medfed.shared.errors import HospitalUnavailable
 from medfed.shared.instruction import instruction_record
 from medfed.shared.models import build_model
+from medfed.shared.privacy.verify import ledger_epsilon
 from medfed.shared.processes import free_port, stop_process
 from medfed.shared.protocol import ARRAYS, CONFIG, EVALUATION, OUTCOME, Outcome, state_to_arrays
 
@@ -69,6 +70,7 @@ def test_an_executor_that_cannot_load_the_data_fails_start_naming_its_log(tmp_pa
     node_config.write_text(
         f'name = "Hungary"\ndata-path = "{tmp_path / "missing.csv"}"\n'
         f'cache-dir = "{tmp_path / "cache"}"\nledger-dir = "{tmp_path / "ledger"}"\n'
+        f'head-dir = "{tmp_path / "head"}"\ndata = \'{{"dataset": "heart_disease"}}\'\n'
         "max-epsilon = 1.0\n"
     )
     process = ExecutorProcess(
@@ -129,11 +131,14 @@ def test_secure_aggregation_state_stays_in_the_node_context(hungary, tmp_path):
     assert _outcome(unknown).code == "protocol_error"
 
 
-def test_evaluation_reply_counts_the_hospitals_test_patients(hungary, tmp_path):
+def test_evaluation_reply_is_a_dp_release_on_the_test_stream(hungary, tmp_path):
     settings = HospitalSettings("Hungary", 1.0, tmp_path / "Hungary.jsonl", tmp_path / "keys")
     reply = answer("evaluate", _evaluate_content(), _context({}), _loader(hungary, settings))
     assert _outcome(reply) == Outcome("Hungary", "ok")
-    assert reply.metric_records[EVALUATION]["num_examples"] == len(hungary.y_test)
+    released = reply.config_records[EVALUATION]
+    assert released["num_examples"] != len(hungary.y_test)  # a noisy count, not the exact one
+    assert 0 < released["evaluation_epsilon"] <= settings.max_evaluation_epsilon
+    assert ledger_epsilon(settings.ledger_path, stream="test") == released["evaluation_epsilon"]
 
 
 def test_final_evaluation_checks_the_policy(hungary, tmp_path):
@@ -142,4 +147,4 @@ def test_final_evaluation_checks_the_policy(hungary, tmp_path):
         "Hungary", 1.0, tmp_path / "Hungary.jsonl", tmp_path / "keys", policy=policy
     )
     reply = answer("evaluate", _evaluate_content(), _context({}), _loader(hungary, settings))
-    assert _outcome(reply).code == "policy_violation" and EVALUATION not in reply.metric_records
+    assert _outcome(reply).code == "policy_violation" and EVALUATION not in reply.config_records

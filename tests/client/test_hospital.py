@@ -3,13 +3,15 @@ import json
 import pytest
 import torch
 
-from medfed.client.hospital import HospitalSettings, plan_noise, train_round
+from medfed.client.hospital import HospitalSettings, train_round
+from medfed.client.planning import plan_training
 from medfed.shared.config import RunConfig
 from medfed.shared.data import load_federation
 from medfed.shared.errors import LedgerError, PrivacyBudgetExceeded
 from medfed.shared.instruction import RoundInstruction, instruction_record
 from medfed.shared.models import build_model
 from medfed.shared.privacy import epsilon_of
+from medfed.shared.privacy.ledger import LedgerPlan
 from medfed.shared.privacy.verify import ledger_epsilon, verify_ledger
 
 
@@ -38,15 +40,31 @@ def _run(hungary, settings, run, run_id):
     return result
 
 
+def _entries(settings):
+    return [json.loads(line) for line in settings.ledger_path.read_text().splitlines()]
+
+
 def test_a_full_run_stays_within_the_target_and_is_in_the_ledger(hungary, tmp_path):
     settings = _settings(tmp_path)
     result = _run(hungary, settings, RunConfig(rounds=3), "run1")
-    epsilon = result.train_metrics["epsilon"]
+    epsilon = result.training.epsilon
     assert 0.98 < epsilon <= 1.0  # the budget is used, not wasted
     assert epsilon == pytest.approx(ledger_epsilon(settings.ledger_path), abs=1e-12)
     assert verify_ledger(settings.ledger_path).valid
-    expected = {"accuracy", "auroc", "sensitivity", "specificity", "loss", "num_examples"}
-    assert expected <= set(result.evaluation)
+    assert result.evaluation is not None and result.evaluation.accuracy is not None
+    types = [e["type"] for e in _entries(settings)]
+    assert types == ["header", "count", *(["evaluation", "round"] * 3)]
+
+
+def test_the_label_counts_are_released_once_and_every_size_follows_from_them(hungary, tmp_path):
+    settings = _settings(tmp_path, max_epsilon=3.0)
+    first = _run(hungary, settings, RunConfig(rounds=2), "first")
+    second = _run(hungary, settings, RunConfig(rounds=1), "second")
+    counts = [e for e in _entries(settings) if e["type"] == "count"]
+    assert len(counts) == 1 and counts[0]["stream"] == "train"
+    released = max(1.0, sum(max(c, 0.0) for c in counts[0]["released"]))
+    assert first.training.num_examples == second.training.num_examples == released
+    assert released != hungary.num_train  # the exact n never leaves
 
 
 def test_second_run_on_the_same_ledger_is_refused_once_the_budget_is_spent(hungary, tmp_path):
@@ -60,28 +78,22 @@ def test_second_run_on_the_same_ledger_is_refused_once_the_budget_is_spent(hunga
 
 def test_a_new_run_continues_from_the_spent_epsilon(hungary, tmp_path):
     settings = _settings(tmp_path, max_epsilon=3.0)
-    first = _run(hungary, settings, RunConfig(rounds=2), "first").train_metrics["epsilon"]
-    second = _run(hungary, settings, RunConfig(rounds=2), "second").train_metrics["epsilon"]
+    first = _run(hungary, settings, RunConfig(rounds=2), "first").training.epsilon
+    second = _run(hungary, settings, RunConfig(rounds=2), "second").training.epsilon
     assert first <= 1.0 < second <= min(first + 1.0, 3.0)
     assert second == pytest.approx(ledger_epsilon(settings.ledger_path), abs=1e-12)
 
 
 def test_plan_refuses_round_that_would_exceed_budget(hungary, tmp_path):
     settings = _settings(tmp_path)
-    ledger = settings.open_ledger(hungary.fingerprint)
-    ledger.append_round(
-        run_id="old",
-        round=1,
-        dataset_fingerprint=hungary.fingerprint,
-        noise_multiplier=0.5,
-        sample_rate=1.0,
-        steps=50,
-        max_grad_norm=1.0,
-        delta=1e-5,
-        accountant="rdp",
-    )
-    with pytest.raises(PrivacyBudgetExceeded, match="max_epsilon=1.0"):
-        plan_noise(settings, ledger, _instruction(RunConfig(rounds=5), 1), hungary.num_train)
+    with settings.locked_ledger(hungary.fingerprint) as ledger:
+        ledger.commit(
+            LedgerPlan("round", "old", 1, hungary.fingerprint, 0.5, 1.0, 50, 1.0, 1e-5, "rdp")
+        )
+        with pytest.raises(PrivacyBudgetExceeded, match="max_epsilon=1.0"):
+            plan_training(
+                settings, ledger, _instruction(RunConfig(rounds=5), 1), 171.0, hungary.fingerprint
+            )
 
 
 def test_refuses_to_train_on_a_ledger_that_does_not_verify(hungary, tmp_path):
@@ -99,8 +111,13 @@ def test_evaluation_scores_the_received_model_before_training(hungary, tmp_path)
     run = RunConfig(rounds=1)
     model = build_model(run.model, (13,), 2)
     weights = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
-    result = train_round(hungary, _settings(tmp_path), _instruction(run, 1), weights)
-    assert result.evaluation["auroc"] == 0.5  # all-zero model: every score ties
+    settings = _settings(tmp_path)
+    train_round(hungary, settings, _instruction(run, 1), weights)
+    evaluation = next(e for e in _entries(settings) if e["type"] == "evaluation")
+    # All-zero model: P(class 1) = 0.5 for everyone, so every record sits in bin 5 of its class
+    # (the released histogram is that plus noise of σ·√2).
+    released = evaluation["released"]
+    assert evaluation["stream"] == "test" and len(released) == 21
 
 
 def test_private_training_off_writes_no_ledger(hungary, tmp_path):
@@ -111,16 +128,16 @@ def test_private_training_off_writes_no_ledger(hungary, tmp_path):
     result = train_round(
         hungary, settings, _instruction(run, 1), build_model(run.model, (13,), 2).state_dict()
     )
-    assert "epsilon" not in result.train_metrics and not settings.ledger_path.exists()
+    assert result.training.epsilon is None and not settings.ledger_path.exists()
+    assert result.training.num_examples == hungary.num_train
 
 
 def test_epsilon_of_ledger_history_matches_accountant(hungary, tmp_path):
     settings = _settings(tmp_path)
     _run(hungary, settings, RunConfig(rounds=2), "r")
-    ledger = settings.open_ledger(hungary.fingerprint)
-    assert epsilon_of(ledger.history(), 1e-5, "rdp") == pytest.approx(
-        ledger.entries[-1]["epsilon_after"]
-    )
+    entries = [e for e in _entries(settings) if e.get("stream") == "train"]
+    history = [(e["noise_multiplier"], e["sample_rate"], e["steps"]) for e in entries]
+    assert epsilon_of(history, 1e-5, "rdp") == pytest.approx(entries[-1]["epsilon_after"])
 
 
 @pytest.mark.parametrize("seeded", [True, False])

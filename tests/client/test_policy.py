@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from medfed.client.hospital import HospitalSettings, train_round
@@ -17,7 +19,7 @@ def _instruction(run, server_round=1):
 
 def test_an_instruction_within_every_limit_passes():
     policy = HospitalPolicy(
-        allowed_models=("logistic",), max_local_epochs=2, max_epsilon_per_run=1.0, max_rounds=5
+        allowed_models=("logistic",), max_local_epochs=2, max_epsilon_per_window=1.0, max_rounds=5
     )
     check_instruction(policy, _instruction(RunConfig(rounds=5)), "Hungary")
 
@@ -29,9 +31,9 @@ def test_an_instruction_within_every_limit_passes():
         (HospitalPolicy(max_local_epochs=1), RunConfig(training={"local_epochs": 3}), "epochs"),
         (HospitalPolicy(max_rounds=2), RunConfig(rounds=3), "max_rounds"),
         (
-            HospitalPolicy(max_epsilon_per_run=0.5),
+            HospitalPolicy(max_epsilon_per_window=0.5),
             RunConfig(privacy={"target_epsilon": 2.0}),
-            "max_epsilon_per_run",
+            "max_epsilon_per_window",
         ),
     ],
 )
@@ -39,6 +41,11 @@ def test_refuses_an_instruction_that_breaks_a_limit(policy, run, key):
     with pytest.raises(PolicyViolation, match=key) as caught:
         check_instruction(policy, _instruction(run), "Hungary")
     assert "Hungary" in str(caught.value)
+
+
+def test_refuses_a_server_round_past_the_runs_planned_rounds():
+    with pytest.raises(PolicyViolation, match="past the run's 2 planned rounds"):
+        check_instruction(HospitalPolicy(), _instruction(RunConfig(rounds=2), 3), "Hungary")
 
 
 def test_refuses_noise_below_the_floor():
@@ -66,8 +73,9 @@ def test_train_round_refuses_before_touching_the_ledger(hungary, tmp_path):
     weights = build_model(run.model, (13,), 2).state_dict()
     with pytest.raises(PolicyViolation, match="min_noise_multiplier"):
         train_round(hungary, settings, _instruction(run), weights)
-    ledger = settings.ledger_path.read_text().splitlines() if settings.ledger_path.exists() else []
-    assert all('"round"' not in line or '"noise_multiplier"' not in line for line in ledger)
+    # The noise floor needs σ, σ needs the released size: only the label counts were spent.
+    lines = settings.ledger_path.read_text().splitlines() if settings.ledger_path.exists() else []
+    assert [json.loads(line)["type"] for line in lines] in ([], ["header", "count"])
     strict = HospitalSettings(
         "Hungary",
         1.0,
@@ -78,3 +86,26 @@ def test_train_round_refuses_before_touching_the_ledger(hungary, tmp_path):
     with pytest.raises(PolicyViolation, match="max_rounds"):
         train_round(hungary, strict, _instruction(run), weights)
     assert not strict.ledger_path.exists()
+
+
+def test_new_run_ids_do_not_reset_the_window_allowance(hungary, tmp_path):
+    """A coordinator inventing a run id per round still meets the hospital's window cap."""
+    policy = HospitalPolicy(max_epsilon_per_window=1.5)
+    settings = HospitalSettings(
+        "Hungary", 10.0, tmp_path / "H.jsonl", tmp_path / "keys", policy=policy
+    )
+    run = RunConfig(rounds=1, privacy={"target_epsilon": 1.0})
+    weights = build_model(run.model, (13,), 2).state_dict()
+    record = dict(instruction_record(run, "first")) | {"server-round": 1}
+    train_round(hungary, settings, RoundInstruction.model_validate(record), weights)
+    record["run-id"] = "second"
+    with pytest.raises(PolicyViolation, match="max_epsilon_per_window"):
+        train_round(hungary, settings, RoundInstruction.model_validate(record), weights)
+
+
+def test_a_round_past_the_plan_is_refused_without_a_policy(hungary, tmp_path):
+    settings = HospitalSettings("Hungary", 10.0, tmp_path / "H.jsonl", tmp_path / "keys")
+    run = RunConfig(rounds=1)
+    weights = build_model(run.model, (13,), 2).state_dict()
+    with pytest.raises(PolicyViolation, match="planned rounds"):
+        train_round(hungary, settings, _instruction(run, server_round=7), weights)

@@ -27,7 +27,8 @@ def _train(hungary, settings, weights, server_round=1):
     content = RecordDict({ARRAYS: state_to_arrays(weights), CONFIG: ConfigRecord(config)})
     context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
     reply = answer("train", content, context, lambda _context: (hungary, settings))
-    return arrays_to_state(reply.array_records[ARRAYS]), dict(reply.metric_records["train_metrics"])
+    training = dict(reply.config_records["training"])
+    return arrays_to_state(reply.array_records[ARRAYS]), training
 
 
 def test_identical_request_is_answered_from_memory_without_a_ledger_entry(hungary, tmp_path):
@@ -49,7 +50,8 @@ def test_a_different_global_model_or_round_is_trained_and_counted(hungary, tmp_p
     moved = {k: v + 0.01 for k, v in weights.items()}
     _train(hungary, settings, moved)
     _train(hungary, settings, moved, server_round=2)
-    assert verify_ledger(settings.ledger_path).entries == entries + 2
+    # Each fresh round: one evaluation of the received model and one training entry.
+    assert verify_ledger(settings.ledger_path).entries == entries + 4
 
 
 def test_a_torn_memory_file_means_training_afresh(hungary, tmp_path):
@@ -60,4 +62,4 @@ def test_a_torn_memory_file_means_training_afresh(hungary, tmp_path):
     memory = tmp_path / "Hungary.rounds" / "run1.pt"
     memory.write_bytes(memory.read_bytes()[:40])
     _train(hungary, settings, weights)
-    assert verify_ledger(settings.ledger_path).entries == entries + 1
+    assert verify_ledger(settings.ledger_path).entries == entries + 2

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from medfed.shared.privacy.ledger import read_entries
+from medfed.shared.privacy.chain import read_entries
 from medfed.shared.privacy.verify import verify_ledger
 
 pytestmark = pytest.mark.slow
@@ -82,5 +82,7 @@ def test_coordinator_resumes_from_the_last_checkpoint(survived):
         assert privacy[name]["epsilon"] <= 1.0 + 1e-9
         # The round in flight at the crash is re-sent identically and answered from the
         # hospital's memory: no round of the run is counted twice.
-        rounds = [(e["run_id"], e["round"]) for e in read_entries(ledger) if "round" in e]
+        rounds = [
+            (e["run_id"], e["round"]) for e in read_entries(ledger) if e.get("type") == "round"
+        ]
         assert len(rounds) == len(set(rounds))

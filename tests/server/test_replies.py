@@ -1,9 +1,10 @@
 import numpy as np
 import torch
-from flwr.app import Message, RecordDict
+from flwr.app import ConfigRecord, Message, RecordDict
 
 from medfed.server.replies import as_reply, sort_replies, update_problem
 from medfed.shared.errors import PrivacyBudgetExceeded
+from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.protocol import Outcome, reply_content, state_to_arrays
 
 REFERENCE = state_to_arrays({"w": torch.zeros(2, 3), "b": torch.zeros(2)})
@@ -17,8 +18,8 @@ def _ok(name, state, node, examples=10.0):
     content = reply_content(
         Outcome(name, "ok"),
         state,
-        {"num-examples": examples, "epsilon": 0.5},
-        {"accuracy": 0.8, "num_examples": 4.0},
+        TrainingReport(num_examples=examples, epsilon=0.5),
+        EvaluationReport(accuracy=0.8, num_examples=4.0),
     )
     return _reply(content, node)
 
@@ -39,13 +40,20 @@ def test_rejects_nan_wrong_shape_and_wrong_keys_with_a_reason():
     result = sort_replies(replies, REFERENCE)
     assert result.updates == []
     assert "NaN" in result.failed["nan"] and "shape" in result.failed["shape"]
-    assert "names" in result.failed["keys"] and "num-examples" in result.failed["weight"]
+    assert "names" in result.failed["keys"] and "num_examples" in result.failed["weight"]
 
 
 def test_budget_refusal_is_recorded_not_aggregated():
     error = PrivacyBudgetExceeded("over budget", spent_epsilon=1.0, max_epsilon=1.0)
     result = sort_replies([_reply(reply_content(Outcome.from_error("A", error)), 5)], REFERENCE)
     assert result.refused["A"].code == "privacy_budget_exceeded" and result.names == {5: "A"}
+
+
+def test_a_reply_with_an_undeclared_field_is_a_failure_not_a_crash():
+    content = reply_content(Outcome("A", "ok"), {"w": torch.ones(2, 3), "b": torch.ones(2)})
+    content["training"] = ConfigRecord({"num_examples": 3.0, "train_loss": 0.2})
+    result = sort_replies([_reply(content, 3)], REFERENCE)
+    assert result.updates == [] and "train_loss" in result.failed["A"]
 
 
 def test_reply_without_outcome_is_a_failure_not_a_crash():

@@ -10,7 +10,7 @@ import pytest
 from medfed.server.report import build_report
 from medfed.shared.crypto.signing import load_or_create_signing_key
 from medfed.shared.errors import DataError
-from medfed.shared.privacy.ledger import PrivacyLedger
+from medfed.shared.privacy.ledger import LedgerPlan, PrivacyLedger
 from medfed.shared.privacy.verify import ledger_epsilon
 
 FINGERPRINT = "f" * 64
@@ -24,19 +24,19 @@ HOSPITALS = {
 CONFIG = 'name = "audit-test"\nseed = 0\nrounds = 2\n\n[privacy]\nenabled = true\n'
 
 
-def _ledger(ledger_dir, name, earlier, rounds, key_name=None):
+def _ledger(ledger_dir, name, earlier, rounds, key_dir=None):
     stem = HOSPITALS[name][0]
-    key = load_or_create_signing_key(ledger_dir / "keys", key_name or stem)
-    ledger = PrivacyLedger.open(ledger_dir / f"{stem}.jsonl", key, name, FINGERPRINT)
+    path, keys = ledger_dir / f"{stem}.jsonl", key_dir or ledger_dir / "keys"
     epsilons = []
-    for run_id, plan in (("before", earlier), ("now", rounds)):
-        for number, (sigma, q, steps) in enumerate(plan, start=1):
-            entry = ledger.append_round(
-                run_id=run_id, round=number, dataset_fingerprint=FINGERPRINT,
-                noise_multiplier=sigma, sample_rate=q, steps=steps, max_grad_norm=1.0,
-                delta=1e-5, accountant="rdp",
-            )  # fmt: skip
-            epsilons.append(entry["epsilon_after"])
+    with PrivacyLedger.locked(path, keys, keys / f"{stem}.head", name, FINGERPRINT) as ledger:
+        for run_id, plan in (("before", earlier), ("now", rounds)):
+            for number, (sigma, q, steps) in enumerate(plan, start=1):
+                entry = ledger.commit(LedgerPlan(
+                    type="round", run_id=run_id, round=number, dataset_fingerprint=FINGERPRINT,
+                    noise_multiplier=sigma, sample_rate=q, steps=steps, max_grad_norm=1.0,
+                    delta=1e-5, accountant="rdp",
+                ))  # fmt: skip
+                epsilons.append(entry["epsilon_after"])
     return epsilons[len(earlier) :]
 
 
@@ -184,7 +184,7 @@ def test_an_edited_ledger_entry_shows_invalid_with_its_line_in_json_and_html(run
 
 def test_a_ledger_re_signed_with_another_key_fails_against_the_pinned_key(run_dir, tmp_path):
     forged_dir = tmp_path / "forged"
-    _ledger(forged_dir, "Cleveland", [], [(60.0, 1.0, 1)], key_name="attacker")
+    _ledger(forged_dir, "Cleveland", [], [(60.0, 1.0, 1)], key_dir=forged_dir / "attacker")
     shutil.copy(forged_dir / "Cleveland.jsonl", _ledger_path(run_dir, "Cleveland"))
     build_report(run_dir)
     report, hospitals = _json(run_dir)

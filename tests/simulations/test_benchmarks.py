@@ -5,10 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from medfed.shared.config import load_config
+from medfed.shared.data import HospitalData
 from medfed.shared.models import MODELS
+from medfed.simulations.benchmarks import tuning
 from medfed.simulations.benchmarks.gpu import SKIP
 from medfed.simulations.benchmarks.run_all import benchmarks
 
@@ -38,7 +42,14 @@ def _tables(stdout):
 @pytest.mark.slow
 def test_utility_quick_prints_every_row_with_parsable_accuracies():
     stdout = _quick("utility")
-    (header, rows), (spent_header, spent_rows) = _tables(stdout)
+    chosen, (header, rows), (spent_header, spent_rows), grid = _tables(stdout)
+    assert chosen[0][:4] == [
+        "selection (FedAvg on validation)",
+        "learning rate",
+        "epochs/round",
+        "class-weighted",
+    ]
+    assert [row[0] for row in chosen[1]] == ["no DP", "ε=1 (sets every DP column)"]
     assert header == ["setting", "no DP", "ε=1", "FLamby (non-private, published)"]
     names = [row[0] for row in rows]
     hospitals = ["Cleveland", "Hungary", "Switzerland", "VA Long Beach", "mean of 4"]
@@ -58,7 +69,63 @@ def test_utility_quick_prints_every_row_with_parsable_accuracies():
     assert spent_header == ["setting", "max ε spent, target 1"]
     assert [row[0] for row in spent_rows] == names
     assert all(0.9 < float(row[1]) <= 1.0 for row in spent_rows)  # budget used, never exceeded
-    assert re.search(r"at ε=1 ≥ 0\.735: (met|NOT met) \(mean \d\.\d{4}\)", stdout)
+    assert re.search(r"at ε=1 ≥ 0\.735: (met|NOT met) \(mean \d\.\d{4}", stdout)
+    assert len(grid[1]) == 2  # --quick tunes over two grid points
+    for selection, row in enumerate(chosen[1], start=3):
+        # the chosen point is the bold cell of its column, at the validation accuracy shown
+        bold = [line for line in grid[1] if line[selection].startswith("**")]
+        assert len(bold) == 1 and bold[0][selection].strip("*") == row[4]
+        assert bold[0][:3] == row[1:4]  # learning rate, epochs, class-weighted
+
+
+def _hospital(labels, test_size=10):
+    features = np.arange(len(labels), dtype=np.float32)[:, None]
+    test = np.full((test_size, 1), -1.0, dtype=np.float32)
+    return HospitalData("H", features, np.array(labels), test, np.zeros(test_size, np.int64), 2)
+
+
+def test_validation_split_takes_a_stratified_quarter_of_the_training_rows_only():
+    hospital = _hospital([0] * 40 + [1] * 60)
+    carved = tuning.validation_split(hospital)
+    assert (len(carved.y_train), len(carved.y_test)) == (75, 25)
+    assert np.bincount(carved.y_test).tolist() == [10, 15]  # the training split's 40/60
+    rows = np.concatenate([carved.x_train, carved.x_test])[:, 0]
+    assert sorted(rows.tolist()) == list(range(100))  # every training row once, no test row
+    assert np.array_equal(tuning.validation_split(hospital).x_test, carved.x_test)  # fixed seed
+
+
+def test_validation_split_of_a_single_class_hospital_does_not_fail():
+    carved = tuning.validation_split(_hospital([1] * 30))  # Switzerland's training split
+    assert (len(carved.y_train), len(carved.y_test)) == (22, 8)
+
+
+def test_tuning_picks_the_best_mean_over_seeds_and_the_first_of_equals(tmp_path):
+    grid = [tuning.HyperParameters(rate, 1, True) for rate in (1.0, 2.0, 4.0)]
+    score_of = {(1.0, 7): 0.5, (1.0, 8): 1.0, (2.0, 7): 0.75, (2.0, 8): 0.75}
+    scratch_dirs = []
+
+    def score(run, hospitals, scratch):
+        assert all(len(h.y_test) < len(h.y_train) for h in hospitals)  # validation rows
+        assert not any(scratch.iterdir())  # a fresh ledger directory per grid point and seed
+        scratch_dirs.append(scratch)
+        return score_of.get((run.training.learning_rate, run.seed), 0.5)
+
+    base = load_config(ROOT / "configs" / "heart_disease.toml", environ={})
+    selection = tuning.select(base, score, tmp_path, grid, seeds=(7, 8))
+    assert selection.chosen == grid[0]  # 0.75 = 0.75: the earlier point wins
+    assert selection.accuracy == {grid[0]: 0.75, grid[1]: 0.75, grid[2]: 0.5}
+    assert len(set(scratch_dirs)) == 6
+
+
+@pytest.mark.slow
+def test_demo_seeds_quick_reads_the_exact_test_metrics_of_a_real_simulation():
+    stdout = _quick("demo_seeds")
+    ((header, rows),) = _tables(stdout)
+    assert header[1] == "mean exact test accuracy over hospitals"
+    (seed, accuracy, epsilon, seconds), summary = rows
+    assert seed == "0" and 0.5 < float(accuracy) <= 1.0 and 0.9 < float(epsilon) <= 1.0
+    assert summary[1] == f"{accuracy} ± 0.0000"
+    assert re.search(r"≥ 0\.72 at ε ≤ 1: (met|NOT met)", stdout)
 
 
 def test_dp_cost_quick_times_every_model_and_mode():

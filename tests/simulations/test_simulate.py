@@ -56,6 +56,8 @@ def test_heart_disease_demo_writes_the_run_directory(tmp_path):
     assert set(state) == {"1.weight", "1.bias"}
     assert "rounds = 2" in (out / "config.toml").read_text()
     assert "Cleveland" in stdout and "ε / budget" in stdout
+    exact = json.loads((out / "exact_evaluation.json").read_text())
+    assert "no hospital sent these" in exact["note"] and set(exact["hospitals"]) == hospitals
 
 
 @pytest.mark.slow
@@ -130,7 +132,14 @@ def test_demo_report_numbers_match_privacy_json_and_audit_epsilon(tmp_path):
     report = json.loads((out / "report.json").read_text())
     for hospital in report["hospitals"]:
         audited = subprocess.run(
-            [*MEDFED, "audit", "epsilon", str(out / hospital["ledger"]["file"])],
+            [
+                *MEDFED,
+                "audit",
+                "epsilon",
+                str(out / hospital["ledger"]["file"]),
+                "--stream",
+                "train",
+            ],
             capture_output=True,
             text=True,
             cwd=ROOT,

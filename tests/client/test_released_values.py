@@ -1,0 +1,65 @@
+"""Everything a reply carries is a DP release or declared (the report's table)."""
+
+import numpy as np
+import pytest
+from flwr.app import ConfigRecord, Context, RecordDict
+
+from medfed.client.client_app import answer
+from medfed.client.hospital import HospitalSettings
+from medfed.shared.config import RunConfig
+from medfed.shared.data import load_federation
+from medfed.shared.hospital_report import RELEASED_FIELDS
+from medfed.shared.instruction import instruction_record
+from medfed.shared.models import build_model
+from medfed.shared.protocol import ARRAYS, CONFIG, state_to_arrays
+
+DECLARED = {(f.record, f.name) for f in RELEASED_FIELDS if f.release == "declared"}
+REGISTERED = {(f.record, f.name) for f in RELEASED_FIELDS}
+
+
+@pytest.fixture(scope="module")
+def cleveland():
+    return next(h for h in load_federation(RunConfig().data, 0) if h.name == "Cleveland")
+
+
+def _train_message(run):
+    config = dict(instruction_record(run, "run1"))
+    config["server-round"] = 1
+    weights = build_model(run.model, (13,), 2).state_dict()
+    return RecordDict({ARRAYS: state_to_arrays(weights), CONFIG: ConfigRecord(config)})
+
+
+def _values(content: RecordDict) -> dict[tuple[str, str], object]:
+    """Every scalar a reply carries, keyed by (record, field); the update as one value."""
+    values = {}
+    records = [*content.config_records.items(), *content.metric_records.items()]
+    for record_name, record in records:
+        if record_name == "outcome":
+            continue
+        for key, value in record.items():
+            values[(record_name, key)] = value
+    for record_name, record in content.array_records.items():
+        flat = np.concatenate([a.numpy().ravel() for a in record.values()])
+        values[(record_name, "update")] = tuple(flat.tolist())
+    return values
+
+
+def _reply(data, tmp_path, name):
+    run = RunConfig(rounds=3, training={"batch_size": 512, "class_weighted": True})
+    settings = HospitalSettings(data.name, 5.0, tmp_path / name / "l.jsonl", tmp_path / name / "k")
+    context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
+    return answer("train", _train_message(run), context, lambda _: (data, settings))
+
+
+def test_no_undeclared_value_is_identical_across_rounds_with_different_secret_noise(
+    cleveland, tmp_path
+):
+    first, second = _reply(cleveland, tmp_path, "a"), _reply(cleveland, tmp_path, "b")
+    assert first.config_records["outcome"]["status"] == "ok"
+    one, two = _values(first), _values(second)
+    assert set(one) == set(two)
+    assert set(one) <= REGISTERED | {("arrays", "update")}, set(one) - REGISTERED
+    identical = {key for key in one if one[key] == two[key]}
+    assert identical <= DECLARED, identical - DECLARED
+    assert ("arrays", "update") in one and ("training", "num_examples") in one
+    assert ("evaluation", "accuracy") in one
