@@ -55,6 +55,26 @@ class _SecureNoise:
         super().__init__(*args, **kwargs)
         self.randomness = randomness
 
+    def clip_and_accumulate(self) -> None:
+        """Opacus's clipping, after zeroing every per-sample gradient that is not finite.
+
+        A coordinator can send a model whose output overflows for some records only: their
+        gradients are NaN or inf, which clipping (C / (norm + 1e-6)) does not bound, so one
+        record could turn the whole update into NaN. Zeroing such a record's whole gradient
+        depends on that record alone, so the clipped sum still moves by at most C.
+        """
+        samples = [p.grad_sample for p in self.params if p.grad_sample is not None]
+        if samples and len(samples[0]):
+            finite = torch.stack(
+                [g.reshape(len(g), -1).isfinite().all(dim=1) for g in samples]
+            ).all(dim=0)
+            if not bool(finite.all()):
+                for p in self.params:
+                    if p.grad_sample is not None:
+                        mask = finite.view(-1, *([1] * (p.grad_sample.dim() - 1)))
+                        p.grad_sample = torch.where(mask, p.grad_sample, 0.0)
+        super().clip_and_accumulate()
+
     def add_noise(self) -> None:
         # As DPOptimizerFastGradientClipping.add_noise: an adjusted multiplier, when set, is
         # for the noise only (the accountant keeps noise_multiplier).

@@ -8,32 +8,24 @@ trains outside the lock and reports (`medfed.shared.hospital_report`).
 
 from __future__ import annotations
 
-import dataclasses
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from medfed.client.counts import ReleasedCounts, exact_counts, release_counts
-from medfed.client.evaluation import (
-    EVALUATION_SENSITIVITY,
-    evaluation_statistic,
-    metrics_from_release,
-    release_statistic,
-)
-from medfed.client.planning import count_plan, evaluation_plan, plan_training, window_epsilon
+from medfed.client.counts import ReleasedCounts, exact_counts
+from medfed.client.planning import plan_training, window_epsilon
 from medfed.client.policy import HospitalPolicy, check_instruction, check_noise, check_window
 from medfed.client.randomness import SecureRandom
-from medfed.client.trainer import LocalTraining, predict, train_locally
+from medfed.client.releases import evaluate_privately, exact_evaluation, released_counts
+from medfed.client.trainer import LocalTraining, train_locally
 from medfed.shared.config.models import ModelConfig
-from medfed.shared.data.base import HospitalData, dataset_fingerprint
-from medfed.shared.errors import EvaluationBudgetExceeded, PrivacyBudgetExceeded
+from medfed.shared.data.base import HospitalData
+from medfed.shared.errors import EvaluationBudgetExceeded
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.instruction import RoundInstruction
-from medfed.shared.metrics import classification_metrics
 from medfed.shared.models import build_model, model_spec
-from medfed.shared.privacy.accounting import epsilon_of
 from medfed.shared.privacy.ledger import PrivacyLedger
 from medfed.shared.secagg.config import SecureAggregationConfig
 
@@ -71,10 +63,13 @@ class HospitalSettings:
         witness = self.witness_path or self.key_dir / f"{self.ledger_path.stem}.head"
         return PrivacyLedger.locked(self.ledger_path, self.key_dir, witness, self.name, fingerprint)
 
-    def randomness(self, instruction: RoundInstruction, fingerprint: str, purpose: str):
-        """The cryptographic stream for one release (seeded only in simulations)."""
+    def randomness(
+        self, instruction: RoundInstruction, fingerprint: str, purpose: str, sequence: int
+    ) -> SecureRandom:
+        """The cryptographic stream for one release (seeded only in simulations). `sequence`
+        is the release's ledger position, so no two releases of a seeded run share a key."""
         if self.seeded_noise:
-            parts = (instruction.seed, instruction.server_round, fingerprint, purpose)
+            parts = (instruction.seed, instruction.server_round, fingerprint, purpose, sequence)
             return SecureRandom.from_seed(*parts)  # not the run id: a seed reruns exactly
         return SecureRandom.fresh()
 
@@ -84,11 +79,6 @@ class RoundResult:
     state_dict: dict[str, torch.Tensor]
     training: TrainingReport
     evaluation: EvaluationReport | None
-
-
-def test_fingerprint(data: HospitalData) -> str:
-    """The test split's fingerprint (its own ledger stream)."""
-    return dataset_fingerprint(data.x_test, data.y_test)
 
 
 def model_for(
@@ -103,35 +93,6 @@ def model_for(
     model = build_model(config, data.input_shape, data.num_classes)
     model.load_state_dict(global_state)
     return model
-
-
-def exact_evaluation(model: torch.nn.Module, data: HospitalData, device) -> EvaluationReport:
-    """Exact metrics on the test split: only for a hospital whose privacy is disabled."""
-    probabilities, loss = predict(model, data.x_test, data.y_test, device)
-    metrics = classification_metrics(data.y_test, probabilities, loss)
-    return EvaluationReport(num_examples=float(len(data.y_test)), **metrics)
-
-
-def evaluate_privately(
-    ledger: PrivacyLedger,
-    model: torch.nn.Module,
-    data: HospitalData,
-    settings: HospitalSettings,
-    instruction: RoundInstruction,
-) -> EvaluationReport:
-    """One DP evaluation of `model` on the test split, committed to the test stream first.
-
-    Raises:
-        EvaluationBudgetExceeded: the hospital's evaluation cap or test-split budget is spent.
-    """
-    fingerprint = test_fingerprint(data)
-    plan = evaluation_plan(settings, ledger, instruction, fingerprint, EVALUATION_SENSITIVITY)
-    statistic = evaluation_statistic(model, data, settings.torch_device())
-    randomness = settings.randomness(instruction, fingerprint, "evaluation")
-    released = release_statistic(statistic, plan.noise_multiplier, randomness)
-    entry = ledger.commit(dataclasses.replace(plan, released=tuple(map(float, released))))
-    metrics = metrics_from_release(released, data.num_classes)
-    return EvaluationReport(**metrics, evaluation_epsilon=float(entry["epsilon_after"]))
 
 
 def evaluate_round(
@@ -152,32 +113,6 @@ def evaluate_round(
         return exact_evaluation(model, data, settings.torch_device())
     with settings.locked_ledger(data.fingerprint) as ledger:
         return evaluate_privately(ledger, model, data, settings, instruction)
-
-
-def released_counts(
-    ledger: PrivacyLedger, data: HospitalData, settings: HospitalSettings, instruction
-) -> ReleasedCounts:
-    """This dataset's released label counts: from the ledger, or released (and committed) now."""
-    earlier = ledger.latest("count", data.fingerprint)
-    if earlier is not None:
-        return ReleasedCounts(tuple(float(c) for c in earlier["released"]))
-    plan = count_plan(settings, instruction, data.fingerprint, (0.0,))
-    step = (plan.noise_multiplier, plan.sample_rate, plan.steps)
-    after = epsilon_of([*ledger.history("train"), step], settings.delta, settings.accountant)
-    if after > settings.max_epsilon:
-        spent = ledger.epsilon("train", settings.delta, settings.accountant)
-        raise PrivacyBudgetExceeded(
-            f"hospital '{settings.name}': releasing its label counts would bring ε to "
-            f"{after:.4f}, above max_epsilon={settings.max_epsilon} (δ={settings.delta})",
-            spent_epsilon=spent,
-            max_epsilon=settings.max_epsilon,
-        )
-    randomness = settings.randomness(instruction, data.fingerprint, "count")
-    counts = release_counts(
-        data.y_train, data.num_classes, settings.count_noise_multiplier, randomness
-    )
-    ledger.commit(dataclasses.replace(plan, released=counts.counts))
-    return counts
 
 
 def _local_training(instruction: RoundInstruction, counts: ReleasedCounts) -> LocalTraining:
@@ -235,7 +170,7 @@ def train_round(
         start = ledger.epsilon_before_run(instruction.run_id, settings.delta, settings.accountant)
         total_steps = sum(int(e["steps"]) for e in ledger.entries if e.get("type") == "round")
         test_epsilon = ledger.epsilon("test", settings.delta, settings.accountant)
-    randomness = settings.randomness(instruction, data.fingerprint, "train")
+    randomness = settings.randomness(instruction, data.fingerprint, "train", int(entry["seq"]))
     training = _local_training(instruction, counts)
     outcome = train_locally(
         model, data.x_train, data.y_train, training, plan.noise, [], device, randomness
@@ -271,7 +206,7 @@ def _train_without_privacy(
     device = settings.torch_device()
     evaluation = exact_evaluation(model, data, device)
     counts = ReleasedCounts(tuple(exact_counts(data.y_train, data.num_classes)))
-    randomness = settings.randomness(instruction, data.fingerprint, "train")
+    randomness = settings.randomness(instruction, data.fingerprint, "train", 0)
     outcome = train_locally(
         model,
         data.x_train,
@@ -282,5 +217,7 @@ def _train_without_privacy(
         device,
         randomness,
     )
-    report = TrainingReport(num_examples=float(data.num_train), steps=float(outcome.steps))
+    report = TrainingReport(
+        num_examples=float(data.num_train), steps=float(outcome.steps), privacy="off"
+    )
     return RoundResult(outcome.state_dict, report, evaluation)

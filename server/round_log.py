@@ -68,6 +68,8 @@ def record_privacy(
             evaluation_epsilon=training.get("evaluation_epsilon"),
             max_evaluation_epsilon=training.get("max_evaluation_epsilon"),
         )
+        if training.get("privacy") == "off":
+            entry["privacy"] = "off"
     for name, outcome in replies.refused.items():
         entry = summary.setdefault(name, {})
         is_budget = outcome.code == PrivacyBudgetExceeded.code

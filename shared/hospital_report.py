@@ -55,11 +55,19 @@ RELEASED_FIELDS: tuple[ReleasedField, ...] = (
         "independent of patient data",
     ),
     ReleasedField(
+        "reply timing",
+        "(transport)",
+        "declared",
+        "not DP: how long a hospital takes to answer grows with its training-split size, and any "
+        "coordinator can time the replies it receives",
+    ),
+    ReleasedField(
         "outcome",
         "outcome",
         "declared",
-        "status, error code and a fixed-text message naming configuration, never records; "
-        "a budget refusal carries the spent ε and the budget",
+        "status, error code and a message: refusals explain the request or the hospital's own "
+        "limits (a budget refusal carries the spent ε and the budget); data, ledger and "
+        "configuration errors send a fixed text, the details stay in the hospital's log",
     ),
     ReleasedField("num_examples", "training", "dp", f"training-split size: {_SIZE}"),
     ReleasedField(
@@ -78,6 +86,13 @@ RELEASED_FIELDS: tuple[ReleasedField, ...] = (
         "σ calibrated from the budget, the coordinator's plan and the released size",
     ),
     ReleasedField("max_grad_norm", "training", "declared", "clipping norm C from the instruction"),
+    ReleasedField(
+        "privacy",
+        "training",
+        "declared",
+        "'off' when the hospital trains without DP: then its update, size and metrics are exact "
+        "and the report names the hospital",
+    ),
     ReleasedField(
         "sample_rate", "training", "declared", f"Poisson rate from the batch size and the {_SIZE}"
     ),
@@ -152,6 +167,7 @@ class TrainingReport(_Report):
     accountant: str | None = None
     noise_multiplier: float | None = None
     max_grad_norm: float | None = None
+    privacy: str | None = None
     sample_rate: float | None = None
     total_steps: float | None = None
     evaluation_epsilon: float | None = None

@@ -31,7 +31,8 @@ class RoundInstruction(BaseModel):
     optimizer: Literal["sgd", "adam"] = Field(alias="training.optimizer")
     momentum: float = Field(ge=0, lt=1, alias="training.momentum")
     class_weighted: bool = Field(alias="training.class_weighted")
-    grad_sample_mode: Literal["auto", "hooks", "ghost"] = Field(alias="training.grad_sample_mode")
+    # Not ghost: its second backward pass cannot drop a record whose gradient is not finite.
+    grad_sample_mode: Literal["auto", "hooks"] = Field(alias="training.grad_sample_mode")
     target_epsilon: float = Field(gt=0, alias="privacy.target_epsilon")
     max_grad_norm: float = Field(gt=0, alias="privacy.max_grad_norm")
     proximal_mu: float = Field(default=0.0, ge=0, alias="proximal-mu")

@@ -19,6 +19,8 @@ from medfed.shared.errors import (
     MedfedError,
     PolicyViolation,
     PrivacyBudgetExceeded,
+    ProtocolError,
+    SecureAggregationError,
 )
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 
@@ -37,6 +39,11 @@ SECAGG_ROSTER, SECAGG_UPLOAD = "secagg.roster", "secagg.upload"
 SECAGG_SETUP, SECAGG_UNMASK = "secagg.setup", "secagg.unmask"
 
 REFUSALS = (PrivacyBudgetExceeded, PolicyViolation, EvaluationBudgetExceeded)
+# Errors whose text is about the coordinator's request or the hospital's own settings and
+# accounting; any other error (data, ledger, configuration) may quote records, counts or local
+# paths, so only its code and a fixed text leave the hospital (details stay in its log).
+SPEAKABLE = (*REFUSALS, ProtocolError, SecureAggregationError)
+WITHHELD = "the hospital could not use its data, ledger or configuration; see the hospital's log"
 
 
 def state_to_arrays(state: dict[str, torch.Tensor]) -> ArrayRecord:
@@ -84,7 +91,8 @@ class Outcome:
     @classmethod
     def from_error(cls, hospital: str, error: MedfedError) -> Outcome:
         status = "refused" if isinstance(error, REFUSALS) else "error"
-        return cls(hospital, status, error.code, str(error))
+        message = str(error) if isinstance(error, SPEAKABLE) else WITHHELD
+        return cls(hospital, status, error.code, message)
 
 
 def reply_content(

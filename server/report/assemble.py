@@ -70,6 +70,8 @@ def _hospital(
 def _issues(hospital: HospitalAudit, privacy_enabled: bool) -> list[str]:
     """What a privacy officer must look at for one hospital."""
     name, ledger, found = hospital.name, hospital.ledger, []
+    if hospital.privacy == "off":
+        found.append(f"{name}: trained without differential privacy: its replies were exact")
     if hospital.status in {"exhausted", "refused"}:
         found.append(f"{name}: {hospital.status}: {hospital.reason or 'no reason recorded'}")
     if ledger is None:

@@ -35,7 +35,9 @@ def guarantee_text(privacy_enabled: bool, hospitals: list[HospitalAudit]) -> lis
         "The test split is a second dataset with its own budget (max_evaluation_epsilon, "
         "reported as evaluation ε): the evaluation metrics in this report are DP releases of "
         "noised score histograms and losses, and each hospital caps how many models it scores. "
-        "A patient is in one split only, so their guarantee is that split's ε.",
+        "A patient is in one split only, so their guarantee is that split's ε. The split is a "
+        "fixed function of each hospital's file (FLamby's for the UCI data): the guarantee is "
+        "stated for the splits as they are.",
         'Every value a hospital sends is listed in "What the coordinator sees": each is a DP '
         "release or declared there with why it is acceptable.",
     ]

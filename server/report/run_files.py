@@ -38,6 +38,7 @@ class PrivacyRecord(BaseModel):
     accountant: str | None = None
     evaluation_epsilon: float | None = None
     max_evaluation_epsilon: float | None = None
+    privacy: str | None = None
     reason: str | None = None
 
     @field_validator(

@@ -78,6 +78,9 @@ class HospitalAudit(BaseModel):
     max_evaluation_epsilon: float | None = Field(
         default=None, description="the hospital's lifetime budget of its test split"
     )
+    privacy: str | None = Field(
+        default=None, description="'off' when the hospital said it trained without DP"
+    )
     within_budget: bool | None = Field(description="epsilon <= max_epsilon; None if unknown")
     ledger: LedgerAudit | None = Field(description="None when no ledger was found")
     epsilon_matches_ledger: bool | None = Field(

@@ -97,10 +97,11 @@ class TrainingConfig(StrictModel):
     momentum: float = Field(default=0.0, ge=0, lt=1)
     class_weighted: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # "auto" picks the fastest mode that is valid for the model (shared/models/registry.py):
-    # ghost for dense models, ew for the CNN, hooks for the recurrent ones. "ew" is not offered
-    # by hand (it cannot run every model); "functorch" crashes on empty Poisson batches.
-    grad_sample_mode: Literal["auto", "hooks", "ghost"] = "auto"
+    # "auto" picks the mode medfed uses for the model (shared/models/registry.py): hooks for
+    # dense and recurrent models, ew for the CNN. "ew" is not offered by hand (it cannot run
+    # every model); "functorch" crashes on empty Poisson batches; ghost clipping cannot drop a
+    # record whose gradient is not finite, so a hospital never uses it.
+    grad_sample_mode: Literal["auto", "hooks"] = "auto"
 
 
 # A hospital's own release settings: the same keys in hospital.toml and for simulated hospitals.

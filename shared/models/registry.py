@@ -1,7 +1,9 @@
 """Models by name, each with the Opacus grad-sample mode medfed uses for it by default.
 
-Dense models use ghost clipping: on a 1M-parameter MLP it is ~20× faster than per-sample hooks
-or `ew` on CPU (on the tiny default MLP `ew` is ~1.5× faster, but no mode meets the target).
+Dense models use per-sample hooks. Ghost clipping (≈ 20× faster on a 1M-parameter MLP) is not
+offered: a coordinator can send a model whose output overflows for chosen records, and ghost
+clipping's second backward pass mixes such a record's non-finite gradient into the sum, where
+hooks let the hospital zero it per record (client/dp_sgd.py) so the clipped sum moves by ≤ C.
 The CNN uses `ew` (torch's expanded weights): Opacus has no ghost norm for Conv2d/GroupNorm,
 and `ew` beats hooks; the trainer turns its empty Poisson batches into noise-only steps.
 Recurrent models use hooks: each of their Linear layers runs once per sequence
@@ -33,8 +35,8 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "logistic": ModelSpec(logistic, "ghost", 1),
-    "mlp": ModelSpec(mlp, "ghost", 1),
+    "logistic": ModelSpec(logistic, "hooks", 1),
+    "mlp": ModelSpec(mlp, "hooks", 1),
     "cnn": ModelSpec(cnn, "ew", 3),
     "gru": ModelSpec(gru, "hooks", 2),
     "lstm": ModelSpec(lstm, "hooks", 2),
