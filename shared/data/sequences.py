@@ -74,7 +74,8 @@ def read_vitals_csv(
 
     Each patient's series is ordered by time, forward-filled per channel, cut or left-padded
     (with its first value) to `sequence_length`, then scaled with the channels' fixed ranges.
-    Channels are in sorted order.
+    The channels are every configured one (CHANNEL_RANGES and `channel_ranges`), sorted,
+    whatever the file holds; labels are 0/1.
 
     Raises:
         DataError: file missing, a required column absent, non-numeric values, a channel
@@ -113,8 +114,14 @@ def read_vitals_csv(
         bad = labels_per_patient[labels_per_patient > 1].index[0]
         raise DataError(f"{path}: patient {bad!r} has more than one value in column 'label'")
     log_clipped(path.name, frame["value"].to_numpy(), frame["channel"].to_numpy(), ranges)
+    labels = pd.to_numeric(frame["label"])
+    if not labels.isin([0, 1]).all():
+        raise DataError(f"{path}: column 'label' must be 0 or 1 (deterioration) for every row")
     wide = frame.pivot_table(index=["patient", "time"], columns="channel", values="value")
-    channels = [str(c) for c in wide.columns]
+    # Every configured channel, in a fixed order: the input shape never depends on which
+    # channels this file's patients happen to have (a channel never measured sits at 0).
+    channels = sorted(ranges)
+    wide = wide.reindex(columns=channels)
     patients = list(dict.fromkeys(frame["patient"].tolist()))
     sequences = np.stack(
         [_fit_length(wide.loc[p].ffill().bfill().to_numpy(), sequence_length) for p in patients]

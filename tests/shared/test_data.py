@@ -97,7 +97,8 @@ def test_vitals_csv_long_format_to_sequences(tmp_path):
     path = tmp_path / "vitals.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     sequences, labels, sites = read_vitals_csv(path, sequence_length=8, hospital_column="hospital")
-    assert sequences.shape == (3, 8, 2) and labels.tolist() == [0, 1, 1]
+    # Every configured channel (4 by default), whatever the file measures: a fixed input shape.
+    assert sequences.shape == (3, 8, 4) and labels.tolist() == [0, 1, 1]
     assert sites.tolist() == ["north", "south", "north"]
 
 

@@ -234,7 +234,8 @@ def test_adding_a_patient_with_heart_rate_1e4_leaves_every_other_patient_bit_ide
     outlier = pd.DataFrame(vitals_rows("p99", 1, "north", [80.0, 1e4, 1e4], spo2=-5.0))
     after, _, _ = read(pd.concat([base, outlier]), tmp_path / "after.csv")
     assert after[:-1].tobytes() == before.tobytes()
-    assert np.all(after[-1, -2:, 0] == 1.0) and np.all(after[-1, :, 1] == -1.0)
+    # Channels in sorted order of the configured ranges: heart_rate 0, spo2 2.
+    assert np.all(after[-1, -2:, 0] == 1.0) and np.all(after[-1, :, 2] == -1.0)
 
 
 def test_a_test_split_patients_values_do_not_move_any_training_patient(tmp_path):
@@ -335,3 +336,13 @@ def test_images_use_a_fixed_window_so_adding_one_changes_no_other(tmp_path):
     after, _ = read_medmnist(tmp_path / "b.npz")
     assert after[:-1].tobytes() == before.tobytes() and np.all(after[-1] == 1.0)
     assert np.all(before[:2] == 0.0)
+
+
+def test_the_input_shape_does_not_depend_on_which_channels_the_patients_have(tmp_path):
+    """Removing the only patient with a channel must not change every record's features."""
+    base = vitals_frame()
+    only_heart_rate = base[base["channel"] == "heart_rate"]
+    full, _, _ = read(base, tmp_path / "full.csv")
+    partial, _, _ = read(only_heart_rate, tmp_path / "partial.csv")
+    assert full.shape == partial.shape
+    assert partial[:, :, 0].tobytes() == full[:, :, 0].tobytes()
