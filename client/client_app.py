@@ -84,7 +84,7 @@ def _secure_training(
         secure.keep_update(context, server_round, update, training, evaluation)
     else:
         update, training, evaluation = kept
-    weight = max(1, round(training.num_examples or 1))  # the released (DP) size
+    weight = int(training.num_examples or 1)  # the released (DP) size, a whole number
     masked = secure.masked_reply(context, content, update, weight, server_round, attempt)
     reply = reply_content(Outcome(settings.name, "ok"), None, training, evaluation)
     for name, record in masked.items():

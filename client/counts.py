@@ -25,8 +25,9 @@ class ReleasedCounts:
 
     @property
     def size(self) -> float:
-        """The released training-set size: Σ max(count, 0), at least 1."""
-        return max(1.0, float(sum(max(c, 0.0) for c in self.counts)))
+        """The released training-set size: Σ max(count, 0) rounded to a whole number, at least
+        1 (whole, so plain FedAvg and secure aggregation's integer weights agree)."""
+        return float(max(1, round(sum(max(c, 0.0) for c in self.counts))))
 
     def class_weights(self) -> tuple[float, ...]:
         """sklearn's "balanced" weights n / (k · count_k), each count taken as at least 1."""
