@@ -19,6 +19,7 @@ from medfed.shared.errors import (
     MedfedError,
     PolicyViolation,
     PrivacyBudgetExceeded,
+    SecureAggregationRefused,
 )
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 
@@ -36,7 +37,12 @@ WEIGHT_KEY = "num-examples"  # Flower strategies weight replies by this metric
 SECAGG_ROSTER, SECAGG_UPLOAD = "secagg.roster", "secagg.upload"
 SECAGG_SETUP, SECAGG_UNMASK = "secagg.setup", "secagg.unmask"
 
-REFUSALS = (PrivacyBudgetExceeded, PolicyViolation, EvaluationBudgetExceeded)
+REFUSALS = (
+    PrivacyBudgetExceeded,
+    PolicyViolation,
+    EvaluationBudgetExceeded,
+    SecureAggregationRefused,
+)
 
 
 def state_to_arrays(state: dict[str, torch.Tensor]) -> ArrayRecord:

@@ -52,7 +52,11 @@ class Hospitals:
         self.data = {node: d for node, d in enumerate(data, start=1)}
         self.settings = {
             node: HospitalSettings(
-                d.name, 5.0, tmp_path / f"{node}.jsonl", tmp_path / "keys", secure_aggregation=config
+                d.name,
+                5.0,
+                tmp_path / f"{node}.jsonl",
+                tmp_path / "keys",
+                secure_aggregation=config,
             )
             for node, d in self.data.items()
         }
@@ -76,9 +80,7 @@ class Hospitals:
         config = dict(instruction_record(RUN, RUN_ID))
         config["server-round"] = server_round
         config["secagg-attempt"] = attempt
-        content = RecordDict(
-            {ARRAYS: state_to_arrays(self.weights), CONFIG: ConfigRecord(config)}
-        )
+        content = RecordDict({ARRAYS: state_to_arrays(self.weights), CONFIG: ConfigRecord(config)})
         for name, record in (roster or RecordDict()).items():
             content[name] = record
         return content
@@ -233,3 +235,18 @@ def test_restarted_hospital_refuses_a_second_setup_and_a_lost_session(hospitals_
     assert {outcome(r).code for r in retried.values()} == {"secure_aggregation_session_lost"}
     assert hospitals.ledger_entries(2) == entries
     assert not any(SECAGG_UPLOAD in r.config_records for r in retried.values())  # no second sum
+
+
+def test_retry_without_an_answered_unmask_re_masks_the_kept_update_at_no_cost(
+    hospitals_data, tmp_path
+):
+    hospitals = Hospitals(hospitals_data, tmp_path)
+    coordinator = CheatingCoordinator(hospitals)
+    coordinator.setup()
+    coordinator.train(1, 0, (1, 2, 3, 4))  # a hospital vanished; nobody was asked to unmask
+    kept = hospitals.true_update(2, 1)
+    entries = hospitals.ledger_entries(2)
+    retried = coordinator.train(1, 1, (2, 3, 4))
+    assert all(outcome(r).status == "ok" for r in retried.values())
+    assert hospitals.ledger_entries(2) == entries
+    assert np.array_equal(hospitals.true_update(2, 1), kept)
