@@ -74,6 +74,8 @@ class HospitalSettings:
     def randomness(self, instruction: RoundInstruction, fingerprint: str, purpose: str):
         """The cryptographic stream for one release (seeded only in simulations)."""
         if self.seeded_noise:
+            if instruction.secagg_attempt:  # a retrained attempt must not repeat the update
+                purpose = f"{purpose}/attempt {instruction.secagg_attempt}"
             parts = (instruction.seed, instruction.server_round, fingerprint, purpose)
             return SecureRandom.from_seed(*parts)  # not the run id: a seed reruns exactly
         return SecureRandom.fresh()
