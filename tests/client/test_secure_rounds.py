@@ -250,3 +250,16 @@ def test_retry_without_an_answered_unmask_re_masks_the_kept_update_at_no_cost(
     assert all(outcome(r).status == "ok" for r in retried.values())
     assert hospitals.ledger_entries(2) == entries
     assert np.array_equal(hospitals.true_update(2, 1), kept)
+
+
+def test_a_roster_that_does_not_check_out_is_refused_before_any_training(hospitals_data, tmp_path):
+    hospitals = Hospitals(hospitals_data, tmp_path)
+    coordinator = CheatingCoordinator(hospitals)
+    coordinator.setup()
+    lowered = {**coordinator.session.roster().to_dict(), "threshold": 1}
+    content = hospitals.training_content(1, 0, to_records(lowered, "secagg.roster"))
+    reply = hospitals.send(1, "train", content)
+    assert (
+        outcome(reply).code == "secure_aggregation_error" and "threshold" in outcome(reply).message
+    )
+    assert SECAGG_UPLOAD not in reply.config_records and hospitals.ledger_entries(1) == 0
