@@ -16,9 +16,15 @@ from flwr.clientapp import ClientApp
 
 from medfed.client import secure
 from medfed.client.hospital import HospitalSettings, RoundResult, evaluate_round, train_round
-from medfed.client.replay import RoundMemory, request_digest
+from medfed.client.replay import PLAIN, RoundMemory, request_digest
+from medfed.client.secagg_journal import SecAggJournal
 from medfed.shared.data.base import HospitalData
-from medfed.shared.errors import MedfedError, PrivacyBudgetExceeded, ProtocolError
+from medfed.shared.errors import (
+    MedfedError,
+    PrivacyBudgetExceeded,
+    ProtocolError,
+    SecureAggregationRefused,
+)
 from medfed.shared.hospital_report import TrainingReport
 from medfed.shared.instruction import RoundInstruction
 from medfed.shared.protocol import (
@@ -59,10 +65,10 @@ def _trained(
     instruction: RoundInstruction,
     weights: dict,
 ) -> RoundResult:
-    """This round's result: the one already released for an identical request (a resumed
-    coordinator re-sending it), else freshly trained under the ledger."""
+    """A plain round's result: the one already released for an identical plain request (a
+    resumed coordinator re-sending it), else freshly trained under the ledger."""
     memory = RoundMemory(settings.ledger_path.with_suffix(".rounds"))
-    digest = request_digest(instruction, weights)
+    digest = request_digest(instruction, weights, PLAIN)
     result = memory.recall(instruction.run_id, digest)
     if result is None:
         result = train_round(data, settings, instruction, weights)
@@ -70,22 +76,37 @@ def _trained(
     return result
 
 
+def journal_of(settings: HospitalSettings) -> SecAggJournal:
+    """The hospital's secure-aggregation journal, beside its ledger."""
+    return SecAggJournal(settings.ledger_path.with_suffix(".secagg"))
+
+
 def _secure_training(
     content: RecordDict, context: Context, data: HospitalData, settings: HospitalSettings
 ) -> RecordDict:
-    """Train (or reuse this round's update on a retried attempt) and reply masked."""
+    """Train (or re-mask this round's update on a retried attempt, while that is safe) and
+    reply masked.
+
+    A masked round never goes through the round memory: its update is never released in
+    plaintext, not even to a later plain request for the same round (that one trains afresh).
+    """
     instruction, weights = _instruction_and_weights(content)
-    attempt, server_round = instruction.secagg_attempt, instruction.server_round
-    kept = secure.pending_update(context, server_round) if attempt > 0 else None
+    journal = journal_of(settings)
+    session = secure.join(context, content, instruction, journal)
+    kept = None
+    if instruction.secagg_attempt > 0:
+        kept = secure.reusable_update(
+            context, journal, instruction.run_id, instruction.server_round
+        )
     if kept is None:
-        result = _trained(data, settings, instruction, weights)
+        result = train_round(data, settings, instruction, weights)
         update = secure.flatten_update(result.state_dict, weights)
         training, evaluation = result.training, result.evaluation
-        secure.keep_update(context, server_round, update, training, evaluation)
+        secure.keep_update(context, instruction, update, training, evaluation)
     else:
         update, training, evaluation = kept
     weight = int(training.num_examples or 1)  # the released (DP) size, a whole number
-    masked = secure.masked_reply(context, content, update, weight, server_round, attempt)
+    masked = secure.masked_reply(context, session, instruction, update, weight)
     reply = reply_content(Outcome(settings.name, "ok"), None, training, evaluation)
     for name, record in masked.items():
         reply[name] = record
@@ -95,8 +116,17 @@ def _secure_training(
 def _train(
     content: RecordDict, context: Context, data: HospitalData, settings: HospitalSettings
 ) -> RecordDict:
+    """A masked reply to a request with a roster; a plain one only if this hospital's own
+    `secure_aggregation.enabled` is false (the coordinator's word does not decide)."""
     if SECAGG_ROSTER in content.config_records:
         return _secure_training(content, context, data, settings)
+    if settings.secure_aggregation.enabled:
+        raise SecureAggregationRefused(
+            f"hospital '{settings.name}': the training request carries no secure-aggregation "
+            "roster, and this hospital's secure_aggregation.enabled = true; it releases only "
+            "masked updates (or its operator sets [secure_aggregation] enabled = false)",
+            code="secure_aggregation_required",
+        )
     instruction, weights = _instruction_and_weights(content)
     result = _trained(data, settings, instruction, weights)
     outcome = Outcome(settings.name, "ok")
@@ -114,10 +144,11 @@ def _evaluate(
 def _secure_aggregation(
     content: RecordDict, context: Context, _data: HospitalData, settings: HospitalSettings
 ) -> RecordDict:
+    journal = journal_of(settings)
     if SECAGG_SETUP in content.config_records:
-        records = secure.setup(context, settings.secure_aggregation)
+        records = secure.setup(context, settings.secure_aggregation, content, journal)
     elif SECAGG_UNMASK in content.config_records:
-        records = secure.unmask(context, content)
+        records = secure.unmask(context, content, journal)
     else:
         raise ProtocolError("query is neither a secure-aggregation setup nor an unmask")
     reply = reply_content(Outcome(settings.name, "ok"))

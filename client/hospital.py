@@ -69,6 +69,8 @@ class HospitalSettings:
         """The cryptographic stream for one release (seeded only in simulations). `sequence`
         is the release's ledger position, so no two releases of a seeded run share a key."""
         if self.seeded_noise:
+            if instruction.secagg_attempt:  # a retrained attempt must not repeat the update
+                purpose = f"{purpose}/attempt {instruction.secagg_attempt}"
             parts = (instruction.seed, instruction.server_round, fingerprint, purpose, sequence)
             return SecureRandom.from_seed(*parts)  # not the run id: a seed reruns exactly
         return SecureRandom.fresh()

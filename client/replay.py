@@ -4,6 +4,9 @@ A coordinator that crashes mid-round and resumes (`medfed-server --resume`) send
 again. If the request is identical (same run, round, instruction and global model), the
 hospital answers with the update it already released: sending a released DP output again is
 post-processing and costs no privacy, whereas training again would spend the round twice.
+
+The memory is keyed on the mode as well: only plain rounds are remembered (`PLAIN`), so a
+masked round's update, never released in plaintext, can never be replayed as a plain one.
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ from medfed.client.hospital import RoundResult
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.instruction import RoundInstruction
 
+PLAIN = "plain"  # the one mode remembered; the digest names it so modes never mix
 
-def request_digest(instruction: RoundInstruction, weights: dict[str, torch.Tensor]) -> str:
-    """SHA-256 of everything that decides a round's training (retry attempts excluded)."""
-    digest = hashlib.sha256(instruction.model_dump_json(exclude={"secagg_attempt"}).encode())
+
+def request_digest(
+    instruction: RoundInstruction, weights: dict[str, torch.Tensor], mode: str
+) -> str:
+    """SHA-256 of everything that decides a round's training and of its release `mode`
+    (e.g. `PLAIN`); retry attempts excluded."""
+    digest = hashlib.sha256(f"{mode}:".encode())
+    digest.update(instruction.model_dump_json(exclude={"secagg_attempt"}).encode())
     for name in sorted(weights):
         tensor = weights[name].detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())

@@ -1,9 +1,13 @@
 """The hospital's side of secure aggregation, on the ClientApp's persistent context state.
 
-Setup (once per run) creates fresh X25519 keys and advertises them; each training reply
-carries only the masked update; an unmask request is answered from the saved session. The
-trained update is kept until the round completes so a retried attempt re-masks it without
-training (and spending privacy) again.
+Setup (once per run, journalled on disk so a second one is refused even after a restart)
+creates fresh X25519 keys and advertises them; each training reply carries only the masked
+update; an unmask request is answered from the saved session and journalled before the
+answer leaves. The trained update is kept in the Context so a retried attempt re-masks it
+without training again, but only while no unmask request involving it was answered: after
+one was, a retry gets a freshly trained update (see `reusable_update`). A session missing
+from the Context of a run that had its setup (a restarted hospital) is refused, never
+re-created: its keys are gone and the old round could be masked again under new ones.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 
-from medfed.shared.errors import SecureAggregationError
+from medfed.client.secagg_journal import RunJournal, SecAggJournal
+from medfed.shared.errors import ProtocolError, SecureAggregationError, SecureAggregationRefused
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
+from medfed.shared.instruction import RoundInstruction
 from medfed.shared.protocol import SECAGG_ROSTER, SECAGG_SETUP, SECAGG_UNMASK, SECAGG_UPLOAD
 from medfed.shared.secagg import Roster, SecAggHospital, SecureAggregationConfig, UnmaskRequest
 from medfed.shared.secagg.records import from_records, to_records
@@ -46,29 +52,85 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def save_session(context: Context, session: SecAggHospital) -> None:
+def save_session(context: Context, session: SecAggHospital, run_id: str) -> None:
     blob = json.dumps(_encode(session.state_dict())).encode()
-    context.state[SESSION] = ConfigRecord({"state": blob})
+    context.state[SESSION] = ConfigRecord({"state": blob, "run_id": run_id})
 
 
-def load_session(context: Context) -> SecAggHospital:
-    """The hospital's session of this run.
+def load_session(context: Context, journal: SecAggJournal, run_id: str) -> SecAggHospital:
+    """The hospital's session of run `run_id`.
 
     Raises:
+        SecureAggregationRefused: the run had its setup here but the session is gone (the
+            hospital restarted); the run's secure aggregation goes on without this hospital.
         SecureAggregationError: no setup happened in this run (the coordinator skipped it).
     """
     record = context.state.config_records.get(SESSION)
-    if record is None:
-        raise SecureAggregationError("no secure-aggregation setup for this run; expected one first")
-    return SecAggHospital.from_state_dict(_decode(json.loads(bytes(record["state"]))))
+    if record is not None and str(record.get("run_id", "")) == run_id:
+        return SecAggHospital.from_state_dict(_decode(json.loads(bytes(record["state"]))))
+    if journal.load(run_id).setup:
+        raise SecureAggregationRefused(
+            f"run '{run_id}': this hospital's secure-aggregation session is lost (it restarted "
+            "since the run's setup); it takes no further part in this run's secure aggregation",
+            code="secure_aggregation_session_lost",
+        )
+    raise SecureAggregationError(
+        f"no secure-aggregation setup for run '{run_id}'; expected one first"
+    )
 
 
-def setup(context: Context, config: SecureAggregationConfig) -> RecordDict:
-    """Fresh keys for this run; the reply advertises the public halves."""
+def _setup_run_id(content: RecordDict) -> str:
+    run_id = content.config_records[SECAGG_SETUP].get("run-id")
+    if not isinstance(run_id, str) or not run_id:
+        raise ProtocolError("secure-aggregation setup request lacks its 'run-id'")
+    return run_id
+
+
+def setup(
+    context: Context, config: SecureAggregationConfig, content: RecordDict, journal: SecAggJournal
+) -> RecordDict:
+    """Fresh keys for this run (journalled first); the reply advertises the public halves.
+
+    Raises:
+        SecureAggregationRefused: the run already had its setup at this hospital.
+    """
+    run_id = _setup_run_id(content)
+    if journal.load(run_id).setup:
+        raise SecureAggregationRefused(
+            f"run '{run_id}' already had its secure-aggregation setup at this hospital; a "
+            "second one (new keys for the same rounds) is refused; start a new run",
+            code="secure_aggregation_setup_repeated",
+        )
     session = SecAggHospital(context.node_id, config)
-    save_session(context, session)
+    journal.save(run_id, RunJournal(setup=True))
+    save_session(context, session, run_id)
     context.state.array_records.pop(PENDING_UPDATE, None)
+    context.state.config_records.pop(PENDING_META, None)
     return to_records(session.advertise().to_dict(), SECAGG_SETUP)
+
+
+def join(
+    context: Context, content: RecordDict, instruction: RoundInstruction, journal: SecAggJournal
+) -> SecAggHospital:
+    """The run's session, joined to the request's roster and ready to mask this attempt.
+
+    Checked before any training, so a request that cannot be masked spends no privacy.
+
+    Raises:
+        SecureAggregationError: the roster is invalid or for another run, or the attempt is
+            not after the last upload.
+        SecureAggregationRefused: the session is lost (see `load_session`).
+    """
+    roster = Roster.from_dict(from_records(content, SECAGG_ROSTER))
+    if roster.run_id != instruction.run_id:
+        raise SecureAggregationError(
+            f"roster is for run '{roster.run_id}', the training request for '{instruction.run_id}'"
+        )
+    session = load_session(context, journal, instruction.run_id)
+    session.join(roster)
+    session.check_later(instruction.server_round, instruction.secagg_attempt)
+    save_session(context, session, instruction.run_id)
+    return session
 
 
 def flatten_update(new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -> np.ndarray:
@@ -79,7 +141,7 @@ def flatten_update(new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -
 def pending_update(
     context: Context, server_round: int
 ) -> tuple[np.ndarray, TrainingReport, EvaluationReport | None] | None:
-    """The update trained for `server_round` and its reports, if a retry re-asks for it."""
+    """The update kept for `server_round` and its reports, if any."""
     arrays = context.state.array_records.get(PENDING_UPDATE)
     meta = context.state.config_records.get(PENDING_META)
     if arrays is None or meta is None or int(meta["round"]) != server_round:
@@ -93,14 +155,39 @@ def pending_update(
     )
 
 
+def reusable_update(
+    context: Context, journal: SecAggJournal, run_id: str, server_round: int
+) -> tuple[np.ndarray, TrainingReport, EvaluationReport | None] | None:
+    """The kept update of `server_round`, if it may be masked again for a retried attempt.
+
+    Only while the hospital has answered no unmask request of an attempt that masked it:
+    once it has, the coordinator may hold that attempt's sum, and a second sum with the same
+    update over other survivors would give it this hospital's update by subtraction. Then
+    the retry is trained afresh (its own ledger entry), so every unmask this hospital answers
+    involves a distinct update, and no two sums differ by one hospital's update alone (the
+    hospitals that answered an attempt all contribute fresh updates to later attempts).
+    """
+    meta = context.state.config_records.get(PENDING_META)
+    if meta is None or str(meta.get("run_id", "")) != run_id:
+        return None
+    kept = pending_update(context, server_round)
+    if kept is None:
+        return None
+    if journal.load(run_id).answered_attempt(server_round) >= int(meta["attempt"]):
+        context.state.array_records.pop(PENDING_UPDATE, None)
+        context.state.config_records.pop(PENDING_META, None)
+        return None
+    return kept
+
+
 def keep_update(
     context: Context,
-    server_round: int,
+    instruction: RoundInstruction,
     update: np.ndarray,
     training: TrainingReport,
     evaluation: EvaluationReport | None,
 ) -> None:
-    """Remember this round's update so a retried attempt re-masks it instead of retraining."""
+    """Remember this round's update (and the attempt it was first masked for)."""
     context.state[PENDING_UPDATE] = ArrayRecord({"update": Array(update)})
     reports = json.dumps(
         {
@@ -108,28 +195,39 @@ def keep_update(
             "evaluation": None if evaluation is None else evaluation.as_dict(),
         }
     )
-    context.state[PENDING_META] = ConfigRecord({"round": server_round, "reports": reports})
+    context.state[PENDING_META] = ConfigRecord(
+        {
+            "run_id": instruction.run_id,
+            "round": instruction.server_round,
+            "attempt": instruction.secagg_attempt,
+            "reports": reports,
+        }
+    )
 
 
 def masked_reply(
     context: Context,
-    content: RecordDict,
+    session: SecAggHospital,
+    instruction: RoundInstruction,
     update: np.ndarray,
     weight: int,
-    server_round: int,
-    attempt: int,
 ) -> RecordDict:
-    """Join the roster (first round), mask `update` × `weight`, save the session."""
-    session = load_session(context)
-    session.join(Roster.from_dict(from_records(content, SECAGG_ROSTER)))
+    """Mask `update` × `weight` for this attempt and save the session."""
+    server_round, attempt = instruction.server_round, instruction.secagg_attempt
     upload = session.mask_update(update, weight, server_round, attempt)
-    save_session(context, session)
+    save_session(context, session, instruction.run_id)
     return to_records(upload.to_dict(), SECAGG_UPLOAD)
 
 
-def unmask(context: Context, content: RecordDict) -> RecordDict:
-    """Answer an unmask request (refusing inconsistent ones) and save the session."""
-    session = load_session(context)
-    response = session.unmask(UnmaskRequest.from_dict(from_records(content, SECAGG_UNMASK)))
-    save_session(context, session)
+def unmask(context: Context, content: RecordDict, journal: SecAggJournal) -> RecordDict:
+    """Answer an unmask request (refusing inconsistent ones), save the session and journal
+    the answered attempt before the answer is returned."""
+    request = UnmaskRequest.from_dict(from_records(content, SECAGG_UNMASK))
+    session = load_session(context, journal, request.run_id)
+    response = session.unmask(request)
+    save_session(context, session, request.run_id)
+    run = journal.load(request.run_id)
+    server_round = request.round_number
+    run.answered[server_round] = max(run.answered_attempt(server_round), request.attempt)
+    journal.save(request.run_id, run)
     return to_records(response.to_dict(), SECAGG_UNMASK)

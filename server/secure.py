@@ -68,7 +68,8 @@ class SecureAggregator:
         Raises:
             SecureAggregationError: too few hospitals answered to aggregate securely.
         """
-        content = RecordDict({SECAGG_SETUP: ConfigRecord({"request": "keys"})})
+        request = ConfigRecord({"request": "keys", "run-id": self.coordinator.run_id})
+        content = RecordDict({SECAGG_SETUP: request})
         messages = [Message(content, dst_node_id=n, message_type=QUERY) for n in nodes]
         for reply in self._exchange(messages):
             if _ok(reply, SECAGG_SETUP):

@@ -55,6 +55,18 @@ class SecureAggregationError(MedfedError):
     code = "secure_aggregation_error"
 
 
+class SecureAggregationRefused(SecureAggregationError):
+    """A hospital refuses a secure-aggregation request that could release more than one sum.
+
+    `code` names the reason (e.g. `secure_aggregation_required`); the reply's status is
+    "refused", as for a budget refusal.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class LedgerError(MedfedError):
     """A privacy ledger is unreadable, broken or does not verify."""
 

@@ -21,6 +21,7 @@ from medfed.shared.errors import (
     PrivacyBudgetExceeded,
     ProtocolError,
     SecureAggregationError,
+    SecureAggregationRefused,
 )
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 
@@ -38,7 +39,12 @@ WEIGHT_KEY = "num-examples"  # Flower strategies weight replies by this metric
 SECAGG_ROSTER, SECAGG_UPLOAD = "secagg.roster", "secagg.upload"
 SECAGG_SETUP, SECAGG_UNMASK = "secagg.setup", "secagg.unmask"
 
-REFUSALS = (PrivacyBudgetExceeded, PolicyViolation, EvaluationBudgetExceeded)
+REFUSALS = (
+    PrivacyBudgetExceeded,
+    PolicyViolation,
+    EvaluationBudgetExceeded,
+    SecureAggregationRefused,
+)
 # Errors whose text is about the coordinator's request or the hospital's own settings and
 # accounting; any other error (data, ledger, configuration) may quote records, counts or local
 # paths, so only its code and a fixed text leave the hospital (details stay in its log).

@@ -30,6 +30,7 @@ class AttemptRecord:
     survivors: list[int] | None = None
     responses: dict[int, UnmaskResponse] = field(default_factory=dict)
     closed: bool = False
+    aggregated: bool = False  # its sum was recovered: the round is over, no later attempt
 
     def vector_length(self) -> int | None:
         """The length every upload of this attempt must have, once one has arrived."""
@@ -44,6 +45,7 @@ class AttemptRecord:
             "survivors": None if self.survivors is None else list(self.survivors),
             "responses": [response.to_dict() for response in self.responses.values()],
             "closed": self.closed,
+            "aggregated": self.aggregated,
         }
 
     @classmethod
@@ -57,4 +59,5 @@ class AttemptRecord:
             survivors=None if data["survivors"] is None else [int(u) for u in data["survivors"]],
             responses={response.hospital_id: response for response in responses},
             closed=bool(data["closed"]),
+            aggregated=bool(data.get("aggregated", False)),
         )

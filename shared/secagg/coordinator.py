@@ -29,7 +29,8 @@ class SecAggCoordinator:
     Per round: `begin_round`, `receive_upload` for each training reply, `unmask_requests`,
     `receive_unmask_response` for each answer, `aggregate`. After `UnmaskIncomplete` the
     attempt is closed for good (late answers are refused, so it can never be finished) and
-    the round restarts with `begin_round(round, attempt + 1)`.
+    the round restarts with `begin_round(round, attempt + 1)`; after a successful
+    `aggregate` it does not.
     """
 
     def __init__(
@@ -83,8 +84,16 @@ class SecAggCoordinator:
     # -- per round ---------------------------------------------------------------------------
 
     def begin_round(self, round_number: int, attempt: int = 0) -> None:
-        """Start collecting masked uploads; (round, attempt) must increase."""
+        """Start collecting masked uploads; (round, attempt) must increase, and a round whose
+        sum was recovered takes no further attempt (a second sum of the same updates over
+        other survivors would give away the difference: one hospital's update)."""
         self._fixed()
+        last = self._attempt
+        if last is not None and last.aggregated and last.round_number == round_number:
+            raise SecureAggregationError(
+                f"round {round_number} was aggregated at attempt {last.attempt}; "
+                "a round is aggregated once"
+            )
         if self._attempt is not None and (round_number, attempt) <= (
             self._attempt.round_number,
             self._attempt.attempt,
@@ -179,6 +188,7 @@ class SecAggCoordinator:
             )
         finally:
             state.uploads, state.responses = {}, {}
+        state.aggregated = True
         average, total_weight = dequantize(field_sum, self.config)
         return SecureAggregate(
             weighted_average=average,

@@ -89,13 +89,7 @@ class SecAggHospital:
     ) -> MaskedUpload:
         """y_u for `update` × `weight`, with a fresh self-mask seed sealed in t-of-k shares."""
         roster = self._joined()
-        if not all(isinstance(n, int) and n >= 0 for n in (round_number, attempt)):
-            raise SecureAggregationError("round_number and attempt must be non-negative ints")
-        if self._open is not None and (round_number, attempt) <= self._open:
-            raise SecureAggregationError(
-                f"hospital {self.hospital_id} already masked round {self._open[0]} attempt "
-                f"{self._open[1]}; a new upload needs a later round or attempt"
-            )
+        self.check_later(round_number, attempt)
         encoded = quantize(update, weight, self.config)
         self_seed = os.urandom(keys.KEY_BYTES)
         masked = mask_encoded(
@@ -124,6 +118,17 @@ class SecAggHospital:
             share_receivers=list(self._neighbours),
             sealed_shares=sealed,
         )
+
+    def check_later(self, round_number: int, attempt: int) -> None:
+        """Raise `SecureAggregationError` unless (round, attempt) is after the last upload, so
+        a caller can refuse before it trains (and spends privacy) for an upload it cannot mask."""
+        if not all(isinstance(n, int) and n >= 0 for n in (round_number, attempt)):
+            raise SecureAggregationError("round_number and attempt must be non-negative ints")
+        if self._open is not None and (round_number, attempt) <= self._open:
+            raise SecureAggregationError(
+                f"hospital {self.hospital_id} already masked round {self._open[0]} attempt "
+                f"{self._open[1]}; a new upload needs a later round or attempt"
+            )
 
     def unmask(self, request: UnmaskRequest | Mapping[str, Any]) -> UnmaskResponse:
         """Shares of surviving neighbours' self-mask seeds and dropped neighbours' pair seeds.

@@ -114,6 +114,7 @@ def write_configs(root: Path, rounds: int, secure: bool, port: int) -> None:
             f'private_key = "certs/nodes/{h}"\nclientappio_port = {free_port()}\n'
             f'[data]\npath = "{h}.csv"\n[privacy]\nmax_epsilon = 1000.0\n'
             f'ledger_dir = "state/{h}/ledger"\n'
+            f"[secure_aggregation]\nenabled = {'true' if secure else 'false'}\n"
         )
 
 

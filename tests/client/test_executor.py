@@ -123,7 +123,7 @@ def test_only_the_executor_can_take_the_supernodes_tasks(tmp_path):
 def test_secure_aggregation_state_stays_in_the_node_context(hungary, tmp_path):
     settings = HospitalSettings("Hungary", 1.0, tmp_path / "Hungary.jsonl", tmp_path / "keys")
     context = _context({})
-    setup = RecordDict({"secagg.setup": ConfigRecord({})})
+    setup = RecordDict({"secagg.setup": ConfigRecord({"run-id": "run1"})})
     reply = answer("query", setup, context, _loader(hungary, settings))
     assert _outcome(reply).status == "ok" and "secagg.setup" in reply.config_records
     assert context.state.config_records or context.state.array_records

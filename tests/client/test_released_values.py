@@ -13,6 +13,7 @@ from medfed.shared.hospital_report import RELEASED_FIELDS
 from medfed.shared.instruction import instruction_record
 from medfed.shared.models import build_model
 from medfed.shared.protocol import ARRAYS, CONFIG, WITHHELD, state_to_arrays
+from medfed.shared.secagg import SecureAggregationConfig
 
 DECLARED = {(f.record, f.name) for f in RELEASED_FIELDS if f.release == "declared"}
 REGISTERED = {(f.record, f.name) for f in RELEASED_FIELDS}
@@ -47,7 +48,11 @@ def _values(content: RecordDict) -> dict[tuple[str, str], object]:
 
 def _reply(data, tmp_path, name):
     run = RunConfig(rounds=3, training={"batch_size": 512, "class_weighted": True})
-    settings = HospitalSettings(data.name, 5.0, tmp_path / name / "l.jsonl", tmp_path / name / "k")
+    plain = SecureAggregationConfig(enabled=False)
+    storage = tmp_path / name
+    settings = HospitalSettings(
+        data.name, 5.0, storage / "l.jsonl", storage / "k", secure_aggregation=plain
+    )
     context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
     return answer("train", _train_message(run), context, lambda _: (data, settings))
 

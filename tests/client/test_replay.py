@@ -12,8 +12,17 @@ from medfed.shared.instruction import instruction_record
 from medfed.shared.models import build_model
 from medfed.shared.privacy.verify import verify_ledger
 from medfed.shared.protocol import ARRAYS, CONFIG, arrays_to_state, state_to_arrays
+from medfed.shared.secagg import SecureAggregationConfig
 
 RUN = RunConfig(rounds=3)
+PLAIN = SecureAggregationConfig(enabled=False)
+
+
+def _plain(tmp_path):
+    """A hospital that releases plain updates: its own secure aggregation is off."""
+    return HospitalSettings(
+        "Hungary", 3.0, tmp_path / "Hungary.jsonl", tmp_path / "keys", secure_aggregation=PLAIN
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,7 @@ def _train(hungary, settings, weights, server_round=1):
 
 
 def test_identical_request_is_answered_from_memory_without_a_ledger_entry(hungary, tmp_path):
-    settings = HospitalSettings("Hungary", 3.0, tmp_path / "Hungary.jsonl", tmp_path / "keys")
+    settings = _plain(tmp_path)
     weights = build_model(RUN.model, (13,), 2).state_dict()
     first, first_metrics = _train(hungary, settings, weights)
     entries = verify_ledger(settings.ledger_path).entries
@@ -43,7 +52,7 @@ def test_identical_request_is_answered_from_memory_without_a_ledger_entry(hungar
 
 
 def test_a_different_global_model_or_round_is_trained_and_counted(hungary, tmp_path):
-    settings = HospitalSettings("Hungary", 3.0, tmp_path / "Hungary.jsonl", tmp_path / "keys")
+    settings = _plain(tmp_path)
     weights = build_model(RUN.model, (13,), 2).state_dict()
     _train(hungary, settings, weights)
     entries = verify_ledger(settings.ledger_path).entries
@@ -55,7 +64,7 @@ def test_a_different_global_model_or_round_is_trained_and_counted(hungary, tmp_p
 
 
 def test_a_torn_memory_file_means_training_afresh(hungary, tmp_path):
-    settings = HospitalSettings("Hungary", 3.0, tmp_path / "Hungary.jsonl", tmp_path / "keys")
+    settings = _plain(tmp_path)
     weights = build_model(RUN.model, (13,), 2).state_dict()
     _train(hungary, settings, weights)
     entries = verify_ledger(settings.ledger_path).entries

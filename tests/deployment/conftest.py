@@ -58,7 +58,7 @@ min_hospitals = 2
 timeout_s = {timeout_s}
 
 [secure_aggregation]
-enabled = false
+enabled = false  # plaintext at both sides, explicitly (each hospital's table below too)
 
 [deployment]
 address = "127.0.0.1:{port}"
@@ -84,6 +84,9 @@ path = "{name}.csv"
 [privacy]
 max_epsilon = 5.0
 ledger_dir = "state/{name}/ledger"
+
+[secure_aggregation]
+enabled = false
 
 [policy]
 allowed_models = ["logistic"]

@@ -10,13 +10,14 @@ def test_example_federation_config_loads():
     federation = load_federation_config(CONFIGS / "federation.example.toml")
     assert [h.name for h in federation.deployment.hospitals] == ["Cleveland", "Hungary", "VA"]
     assert federation.deployment.ca_certificate == (CONFIGS / "certs" / "ca.crt").resolve()
-    assert federation.run.secure_aggregation.enabled is False
+    assert federation.run.secure_aggregation.enabled is True
 
 
 def test_example_hospital_config_loads_with_its_policy():
     hospital = load_hospital_config(CONFIGS / "hospital.example.toml")
     assert hospital.policy.allowed_models == ("logistic",)
     assert hospital.data.path == (CONFIGS / "Cleveland.csv").resolve()
+    assert hospital.secure_aggregation.enabled is True
 
 
 def test_unknown_deployment_key_names_the_key(tmp_path):

@@ -19,6 +19,7 @@ from medfed.shared.models import build_model
 from medfed.shared.privacy.accounting import RDP_ORDERS
 from medfed.shared.privacy.verify import ledger_epsilon
 from medfed.shared.protocol import ARRAYS, CONFIG, state_to_arrays
+from medfed.shared.secagg import SecureAggregationConfig
 
 # The coordinator proposes δ = 1e-5 and RDP; the hospitals decide otherwise.
 OWN = {"Hungary": (1e-7, "rdp"), "Cleveland": (1e-5, "prv")}
@@ -52,7 +53,13 @@ def test_privacy_json_and_report_carry_each_hospitals_delta_and_accountant(feder
         delta, accountant = OWN[name]
         storage = tmp_path / name
         settings = HospitalSettings(
-            name, 5.0, storage / f"{name}.jsonl", storage / "keys", delta, accountant
+            name,
+            5.0,
+            storage / f"{name}.jsonl",
+            storage / "keys",
+            delta,
+            accountant,
+            secure_aggregation=SecureAggregationConfig(enabled=False),
         )
         context = Context(run_id=1, node_id=node, node_config={}, state=RecordDict(), run_config={})
         reply = answer("train", content, context, lambda _, d=data, s=settings: (d, s))

@@ -195,3 +195,14 @@ def test_sessions_resume_from_state_dicts_between_upload_and_unmask(make_federat
     result = federation.coordinator.aggregate()
     golden = federation.expected_average(updates, federation.ids[1:])
     assert np.allclose(result.weighted_average, golden, atol=1e-5)
+
+
+def test_coordinator_refuses_another_attempt_of_a_round_it_aggregated(make_federation) -> None:
+    federation = make_federation(4)
+    federation.run_round(federation.updates(length=6), round_number=1)
+    with pytest.raises(SecureAggregationError, match="aggregated once"):
+        federation.coordinator.begin_round(1, 1)
+    restored = SecAggCoordinator.from_state_dict(federation.coordinator.state_dict())
+    with pytest.raises(SecureAggregationError, match="aggregated once"):
+        restored.begin_round(1, 1)
+    restored.begin_round(2, 0)  # the next round goes on
