@@ -91,6 +91,7 @@ def start(
     ] = CLIENTAPP,
 ) -> None:
     """Run the federation of federation.toml with the hospitals that connect."""
+    from medfed.server.deployment.start import write_registered_hospitals
     from medfed.server.run_dir import RunDirectory
 
     federation = load_federation_config(config, overrides or [])
@@ -124,6 +125,7 @@ def start(
         wait_for_port(deployment.host, deployment.port, link, deployment.startup_timeout_s)
         if not insecure and deployment.node_authentication:
             register_hospitals(deployment, flwr_home)
+        write_registered_hospitals(run_dir, deployment, insecure)
         typer.echo(f"SuperLink on {deployment.address}; waiting for hospitals")
         run_config = {
             "run-dir": str(run_dir),

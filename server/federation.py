@@ -18,6 +18,7 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
+from medfed.server.identities import HospitalIdentities
 from medfed.server.replies import SortedReplies, as_reply, sort_replies
 from medfed.server.round_log import record_privacy, round_line
 from medfed.server.run_dir import RunDirectory
@@ -68,8 +69,12 @@ class Federation:
         run_dir: RunDirectory,
         on_round: RoundListener | None = None,
         run_id: str | None = None,
+        identities: HospitalIdentities | None = None,
     ):
+        """`identities` names each node's replies (default: trust on first use, for setups
+        without node authentication; see medfed.server.identities)."""
         self.grid, self.run, self.arrays, self.run_dir = grid, run, initial, run_dir
+        self.identities = identities or HospitalIdentities.trust_on_first_use()
         self.on_round = on_round or (lambda line: None)
         self.strategy = build_strategy(run.strategy)
         self.state = FederationState()
@@ -92,7 +97,9 @@ class Federation:
                 messages[0].content[name] = record  # the strategy shares one content record
         self.exchanges += 1
         sent = self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)
-        replies = sort_replies(list(sent), self.arrays, self.run.strategy.max_update_norm)
+        replies = sort_replies(
+            list(sent), self.arrays, self.identities, self.run.strategy.max_update_norm
+        )
         refused = {node for node, name in replies.names.items() if name in replies.refused}
         self.state.dropped_nodes |= refused
         record_privacy(self.state.privacy, replies, self.run.privacy)
@@ -185,7 +192,7 @@ class Federation:
         ]
         self.exchanges += 1
         sent = self.grid.send_and_receive(messages, timeout=self.run.strategy.timeout_s)
-        replies = sort_replies(list(sent), self.arrays)
+        replies = sort_replies(list(sent), self.arrays, self.identities)
         self._write_line(last_round, "final", time.perf_counter() - started, replies, 1)
 
     def start(self, expected_hospitals: int, first_round: int = 1) -> FederationState:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from flwr.app import ArrayRecord, Message, MessageType, Metadata, MetricRecord, RecordDict
 
+from medfed.server.identities import HospitalIdentities
 from medfed.shared.errors import ProtocolError
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.protocol import (
@@ -34,7 +35,8 @@ class SortedReplies:
     refused: dict[str, Outcome] = field(default_factory=dict)
     training_refused: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
-    names: dict[int, str] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)  # node id → its bound hospital
+    identity: dict[str, str] = field(default_factory=dict)  # hospital → the name it claimed
     uploads: dict[int, RecordDict] = field(default_factory=dict)  # masked (secure aggregation)
 
 
@@ -94,9 +96,13 @@ def _reports(content: RecordDict) -> tuple[dict, dict | None]:
 
 
 def sort_replies(
-    replies: list[Message], reference: ArrayRecord, max_update_norm: float | None = None
+    replies: list[Message],
+    reference: ArrayRecord,
+    identities: HospitalIdentities,
+    max_update_norm: float | None = None,
 ) -> SortedReplies:
-    """Classify replies; malformed or oversized ones are recorded as failures, never raised."""
+    """Classify replies, each filed under its node's bound name (`identities`), never the
+    name it claims; malformed or oversized ones are recorded as failures, never raised."""
     result = SortedReplies()
     for reply in replies:
         node = reply.metadata.src_node_id
@@ -108,25 +114,33 @@ def sort_replies(
             result.failed[f"node {node}"] = "reply without an outcome record"
             continue
         outcome = Outcome.from_record(content.config_records[OUTCOME])
-        result.names[node] = outcome.hospital
+        attribution = identities.attribute(node, outcome.hospital)
+        if attribution.name is None:
+            log.warning("reply from node %s ignored: %s", node, attribution.finding)
+            result.failed[f"node {node}"] = f"reply ignored: {attribution.finding}"
+            continue
+        hospital = attribution.name
+        result.names[node] = hospital
+        if attribution.finding:
+            result.identity[hospital] = attribution.finding
         try:
             training, evaluation = _reports(content)
         except ProtocolError as error:
-            result.failed[outcome.hospital] = f"malformed reply: {error}"
+            result.failed[hospital] = f"malformed reply: {error}"
             continue
         if outcome.status == "refused":
-            result.refused[outcome.hospital] = outcome
+            result.refused[hospital] = outcome
             if training:
-                result.training_refused[outcome.hospital] = training
+                result.training_refused[hospital] = training
             continue
         if outcome.status != "ok":
-            result.failed[outcome.hospital] = f"{outcome.code}: {outcome.message}"
+            result.failed[hospital] = f"{outcome.code}: {outcome.message}"
             continue
         if evaluation is not None:
-            result.evaluation[outcome.hospital] = evaluation
+            result.evaluation[hospital] = evaluation
         if SECAGG_UPLOAD in content.config_records:
             result.uploads[node] = content
-            result.training[outcome.hospital] = training
+            result.training[hospital] = training
             continue
         if ARRAYS not in content.array_records:
             continue  # evaluate-only reply
@@ -134,10 +148,10 @@ def sort_replies(
         if problem is None and training.get("num_examples", 0) <= 0:
             problem = "its 'num_examples' is not positive"
         if problem is not None:
-            log.warning("update from %s rejected: %s", outcome.hospital, problem)
-            result.failed[outcome.hospital] = f"update rejected: {problem}"
+            log.warning("update from %s rejected: %s", hospital, problem)
+            result.failed[hospital] = f"update rejected: {problem}"
             continue
-        result.training[outcome.hospital] = training
+        result.training[hospital] = training
         trimmed = RecordDict(
             {
                 ARRAYS: content.array_records[ARRAYS],

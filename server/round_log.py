@@ -20,7 +20,8 @@ def round_line(
     exchanges: int,
     stop_reason: str = "",
 ) -> dict[str, Any]:
-    """One metrics.jsonl line: per-hospital evaluation (+ ε), weighted means, who was skipped."""
+    """One metrics.jsonl line: per-hospital evaluation (+ ε), weighted means, who was skipped,
+    and which node claimed a name other than its own (`identity`)."""
     hospitals = {name: dict(metrics) for name, metrics in replies.evaluation.items()}
     for name, training in replies.training.items():
         hospitals.setdefault(name, {})["epsilon"] = training.get("epsilon")
@@ -39,6 +40,8 @@ def round_line(
     refused = {name: f"{o.code}: {o.message}" for name, o in replies.refused.items()}
     if refused | replies.failed:
         line["skipped"] = refused | replies.failed
+    if replies.identity:
+        line["identity"] = dict(replies.identity)
     if stop_reason:
         line["stopped"] = stop_reason
     return line

@@ -6,6 +6,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from medfed.server.federation import Federation, RoundListener
+from medfed.server.identities import HospitalIdentities
 from medfed.server.run_dir import RunDirectory
 from medfed.shared.config.models import RunConfig
 from medfed.shared.models import build_model
@@ -19,8 +20,10 @@ def build_server_app(
     num_classes: int,
     expected_hospitals: int,
     on_round: RoundListener | None = None,
+    identities: HospitalIdentities | None = None,
 ) -> ServerApp:
-    """A ServerApp that runs the federation of `run` and writes `run_dir`."""
+    """A ServerApp that runs the federation of `run` and writes `run_dir`; `identities` names
+    each node's replies (see medfed.server.identities)."""
     app = ServerApp()
 
     @app.main()
@@ -29,6 +32,8 @@ def build_server_app(
 
         torch.manual_seed(run.seed)
         initial = state_to_arrays(build_model(run.model, input_shape, num_classes).state_dict())
-        Federation(grid, run, initial, run_dir, on_round).start(expected_hospitals)
+        Federation(grid, run, initial, run_dir, on_round, identities=identities).start(
+            expected_hospitals
+        )
 
     return app

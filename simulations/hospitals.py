@@ -7,10 +7,12 @@ partition once to the run's hospital storage, and a message loads only its own f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
-from flwr.app import Context
+from flwr.app import Context, Message
+from flwr.clientapp import ClientApp
 
 from medfed.client.hospital import HospitalSettings
 from medfed.shared.config.models import RunConfig
@@ -71,3 +73,44 @@ def settings_for(run: RunConfig, name: str, ledger_dir: Path) -> HospitalSetting
         secure_aggregation=run.secure_aggregation,
         seeded_noise=True,  # a simulation reproduces from its seed (see HospitalSettings)
     )
+
+
+class NodeRoster:
+    """Which partition each simulated node serves, as Flower's runtime told the node
+    (`Context.node_config["partition-id"]`), so the coordinator can name a node's replies.
+
+    Flower's simulation engine keeps its node → partition map to itself, so each node's first
+    message writes `roster_dir/NODE_ID` (the partition id) before any hospital code runs. In
+    simulation the runner is trusted: every node runs in this machine's processes, and nothing
+    authenticates them.
+    """
+
+    def __init__(self, roster_dir: Path, names: list[str]) -> None:
+        self.roster_dir, self.names = roster_dir, names
+
+    def record(self, context: Context) -> None:
+        path = self.roster_dir / str(context.node_id)
+        if not path.exists():
+            self.roster_dir.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(str(int(context.node_config["partition-id"])), encoding="utf-8")
+            os.replace(temporary, path)
+
+    def __call__(self, node: int) -> str | None:
+        """The hospital of simulated node `node`, None if it never received a message."""
+        path = self.roster_dir / str(node)
+        if not path.is_file():
+            return None
+        return self.names[int(path.read_text(encoding="utf-8"))]
+
+
+class RosteredClientApp(ClientApp):
+    """`app`, after recording in `roster` which partition the receiving node serves."""
+
+    def __init__(self, app: ClientApp, roster: NodeRoster) -> None:
+        super().__init__()
+        self.app, self.roster = app, roster
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        self.roster.record(context)
+        return self.app(message, context)

@@ -11,6 +11,7 @@ from flwr.clientapp import ClientApp
 
 from medfed.client.client_app import build_client_app
 from medfed.server.federation import RoundListener
+from medfed.server.identities import HospitalIdentities
 from medfed.server.report import build_report
 from medfed.server.run_dir import RunDirectory
 from medfed.server.server_app import build_server_app
@@ -18,7 +19,12 @@ from medfed.shared.config.models import RunConfig
 from medfed.shared.data import HospitalData, load_federation
 from medfed.shared.errors import ConfigError, SecureAggregationError
 from medfed.shared.models import build_model
-from medfed.simulations.hospitals import SimulatedHospitals, store_partitions
+from medfed.simulations.hospitals import (
+    NodeRoster,
+    RosteredClientApp,
+    SimulatedHospitals,
+    store_partitions,
+)
 
 
 def check_federation(run: RunConfig) -> list[HospitalData]:
@@ -62,14 +68,25 @@ def simulate(
     input_shape, num_classes = hospitals[0].input_shape, hospitals[0].num_classes
     num_hospitals = len(hospitals)
     run_dir = RunDirectory.create(out, run)
-    server_app = build_server_app(run, run_dir, input_shape, num_classes, num_hospitals, on_round)
+    data_dir = (out / "hospitals" / "data").resolve()
+    # Replies are filed under the partition's hospital, never the name a reply claims.
+    roster = NodeRoster(data_dir / "nodes", [hospital.name for hospital in hospitals])
+    server_app = build_server_app(
+        run,
+        run_dir,
+        input_shape,
+        num_classes,
+        num_hospitals,
+        on_round,
+        identities=HospitalIdentities(roster),
+    )
     # The simulated hospitals' own storage (ledgers + private keys); the run directory gets
     # copies of the ledgers and public keys only, as a coordinator would be handed them.
     ledger_dir = (run.privacy.ledger_dir or out / "hospitals").resolve()
-    data_dir = (out / "hospitals" / "data").resolve()
     if client_app is None:
         store_partitions(hospitals, data_dir)
         client_app = build_client_app(SimulatedHospitals(run, ledger_dir, data_dir))
+    client_app = RosteredClientApp(client_app, roster)
     del hospitals  # the workers read their own partitions; the driver need not hold them all
     backend_config = {
         "client_resources": {

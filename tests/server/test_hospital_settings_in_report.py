@@ -9,6 +9,7 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 
 from medfed.client.client_app import answer
 from medfed.client.hospital import HospitalSettings
+from medfed.server.identities import HospitalIdentities
 from medfed.server.replies import as_reply, sort_replies
 from medfed.server.report import build_report
 from medfed.server.round_log import record_privacy
@@ -66,7 +67,7 @@ def test_privacy_json_and_report_carry_each_hospitals_delta_and_accountant(feder
         replies.append(as_reply(reply, node))
         shutil.copy(settings.ledger_path, run_dir / "ledgers" / f"{name}.jsonl")
         shutil.copy(storage / "keys" / f"{name}.ed25519.pub", run_dir / "ledgers" / "keys")
-    sorted_replies = sort_replies(replies, state_to_arrays(weights))
+    sorted_replies = sort_replies(replies, state_to_arrays(weights), HospitalIdentities())
     privacy: dict = {}
     record_privacy(privacy, sorted_replies, run.privacy)
     for name, (delta, accountant) in OWN.items():
