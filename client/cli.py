@@ -137,9 +137,10 @@ def start(
     flower_subprocess: Annotated[
         bool,
         typer.Option(
-            "--flower-subprocess",
+            "--unsafe-flower-subprocess",
             hidden=True,
-            help="benchmarks: Flower's own process per message instead of the warm executor",
+            help="benchmarks only, UNSAFE: Flower's own process per message, which imports "
+            "whatever ClientApp the coordinator's app bundle names",
         ),
     ] = False,
 ) -> None:
@@ -155,10 +156,16 @@ def start(
         return
     if hospital.connection.insecure:
         typer.echo("WARNING: connection.insecure = true: plaintext, unauthenticated", err=True)
+    if flower_subprocess:
+        typer.echo(
+            "WARNING: --unsafe-flower-subprocess: Flower imports the ClientApp the "
+            "coordinator's app bundle names, so the coordinator can run code on this machine",
+            err=True,
+        )
     environment = dict(os.environ)
     environment["FLWR_HOME"] = str(hospital.state_dir / "flwr")
     environment.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # a hospital node does not phone home
-    # With --flower-subprocess the SuperNode starts `flower-superexec` by name: this environment's.
+    # With --unsafe-flower-subprocess the SuperNode starts `flower-superexec` by name: ours.
     bin_dir = str(Path(sys.executable).parent)
     environment["PATH"] = os.pathsep.join([bin_dir, environment.get("PATH", "")])
 

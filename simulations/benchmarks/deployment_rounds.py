@@ -141,7 +141,7 @@ def measure(
     if clientapp:
         server_argv += ["--clientapp", clientapp]
     server = _start(server_argv, root, f"server-{label}.out")
-    client_flags = ["--flower-subprocess"] if flower_path else []
+    client_flags = ["--unsafe-flower-subprocess"] if flower_path else []
     clients = [
         _start(["medfed-client", "--config", f"{h}.toml", *client_flags], root, f"{h}-{label}.out")
         for h in HOSPITALS
