@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medfed.shared.durable import replace_json
 from medfed.shared.errors import SecureAggregationRefused
-from medfed.shared.privacy.witness import fsync_directory
 
 SAFE_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
@@ -77,11 +76,4 @@ class SecAggJournal:
             "setup": journal.setup,
             "answered": {str(r): a for r, a in sorted(journal.answered.items())},
         }
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(body, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        fsync_directory(self.folder)
+        replace_json(path, body)

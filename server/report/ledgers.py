@@ -13,7 +13,7 @@ from medfed.server.report.schema import LedgerAudit
 from medfed.shared.errors import MedfedError
 from medfed.shared.privacy.chain import read_entries
 from medfed.shared.privacy.ledger import ledger_file_name
-from medfed.shared.privacy.verify import ledger_epsilon, trusted_key_for, verify_ledger
+from medfed.shared.privacy.verify import stream_epsilon, trusted_key_for, verify_ledger
 
 
 def _header(path: Path) -> dict[str, Any]:
@@ -56,16 +56,22 @@ def key_fingerprint(public_key: str) -> str:
     return hashlib.sha256(raw).hexdigest() if raw else ""
 
 
-def _entries(path: Path) -> list[dict[str, Any]]:
+def _entries(path: Path) -> list[dict[str, Any]] | None:
+    """The ledger's entries, or None when it cannot be read as JSON lines."""
     try:
         return read_entries(path)
     except (MedfedError, OSError, UnicodeDecodeError):
-        return []
+        return None
 
 
-def _epsilon(path: Path, delta: float | None, accountant: str | None, stream: str) -> float | None:
+def _epsilon(
+    entries: list[dict[str, Any]] | None, delta: float | None, accountant: str | None, stream: str
+) -> float | None:
+    """ε of `stream`, or None when the ledger could not be read or its entries are malformed."""
+    if entries is None:
+        return None
     try:
-        return ledger_epsilon(path, delta, accountant, stream)
+        return stream_epsilon(entries, delta, accountant, stream)
     except (MedfedError, KeyError, TypeError, ValueError):
         return None
 
@@ -82,8 +88,8 @@ def audit_ledger(
     trusted = trusted_key_for(path)
     verdict = verify_ledger(path, trusted)
     entries = _entries(path)
-    rounds = [e for e in entries if e.get("type") == "round"]
-    has_evaluations = any(e.get("type") == "evaluation" for e in entries)
+    rounds = [e for e in entries or [] if e.get("type") == "round"]
+    has_evaluations = any(e.get("type") == "evaluation" for e in entries or [])
     try:
         steps: int | None = sum(int(e["steps"]) for e in rounds)
     except (KeyError, TypeError, ValueError):
@@ -97,8 +103,10 @@ def audit_ledger(
         runs=len({str(e.get("run_id")) for e in rounds}),
         bad_line=verdict.bad_line,
         reason=verdict.reason,
-        epsilon=_epsilon(path, delta, accountant, "train"),
-        evaluation_epsilon=_epsilon(path, delta, accountant, "test") if has_evaluations else None,
+        epsilon=_epsilon(entries, delta, accountant, "train"),
+        evaluation_epsilon=(
+            _epsilon(entries, delta, accountant, "test") if has_evaluations else None
+        ),
         steps=steps,
         public_key=public_key,
         public_key_sha256=key_fingerprint(public_key),

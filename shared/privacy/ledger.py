@@ -26,6 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from medfed.shared.crypto.signing import load_or_create_signing_key, public_key_text, sign
+from medfed.shared.durable import fsync_directory
 from medfed.shared.errors import LedgerError, MalformedLedgerLine
 from medfed.shared.privacy.accounting import History, epsilon_of
 from medfed.shared.privacy.chain import GENESIS, STREAMS, entry_hash, history_of, read_entries
@@ -33,7 +34,6 @@ from medfed.shared.privacy.verify import verify_entries
 from medfed.shared.privacy.witness import (
     LEDGER_FORMAT,
     check_not_rolled_back,
-    fsync_directory,
     missing_ledger_error,
     write_head,
 )

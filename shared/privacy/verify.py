@@ -164,11 +164,21 @@ def ledger_epsilon(
     Raises:
         LedgerError: unreadable ledger.
     """
-    entries = [e for e in read_entries(path) if STREAMS.get(str(e.get("type"))) == stream]
-    if not entries:
+    return stream_epsilon(read_entries(path), delta, accountant, stream)
+
+
+def stream_epsilon(
+    entries: list[dict[str, Any]],
+    delta: float | None = None,
+    accountant: str | None = None,
+    stream: str = "train",
+) -> float:
+    """`ledger_epsilon` of entries already read."""
+    on_stream = [e for e in entries if STREAMS.get(str(e.get("type"))) == stream]
+    if not on_stream:
         return 0.0
     return epsilon_of(
-        history_of(entries, stream),
-        delta if delta is not None else float(entries[-1]["delta"]),
-        accountant or str(entries[-1]["accountant"]),
+        history_of(on_stream, stream),
+        delta if delta is not None else float(on_stream[-1]["delta"]),
+        accountant or str(on_stream[-1]["accountant"]),
     )

@@ -10,7 +10,6 @@ remembers more): keep the head file out of the ledger's backups.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from medfed.shared.crypto.signing import sign, signature_valid
+from medfed.shared.durable import replace_json
 from medfed.shared.errors import LedgerError
 
 LEDGER_FORMAT = 2  # a header with a format has a head file; older ledgers adopt one once
@@ -36,27 +36,11 @@ def head_message(seq: int, entry_hash: str) -> bytes:
     return f"{seq}:{entry_hash}".encode()
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make a created or renamed file's directory entry durable."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def write_head(path: Path, key: Ed25519PrivateKey, seq: int, entry_hash: str) -> None:
     """Atomically replace the head file with a signed {seq, hash, signature} (tmp+fsync+rename)."""
     body = {"seq": seq, "hash": entry_hash, "signature": sign(key, head_message(seq, entry_hash))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(body, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
+    replace_json(path, body)
 
 
 def read_head(path: Path, public_key: Ed25519PublicKey) -> Head:
