@@ -1,8 +1,9 @@
 """`medfed-server --config federation.toml [--resume RUN_DIR]`: coordinate a deployed federation.
 
-Starts a SuperLink (TLS + SuperNode authentication unless `--insecure`), registers the
-hospitals' keys, submits the medfed run, prints one line per round and writes the run
-directory. User errors: one line each, exit 2.
+Starts a SuperLink on 127.0.0.1 (TLS + SuperNode authentication unless `--insecure`) and nginx
+at `deployment.address` passing only its Fleet API, registers the hospitals' keys, submits the
+medfed run over loopback, prints one line per round and writes the run directory. User errors:
+one line each, exit 2.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from typing import Annotated
 import typer
 
 from medfed.server.deployment.config import check_deployment, load_federation_config
+from medfed.server.deployment.proxy import nginx_binary, start_proxy
 from medfed.server.deployment.superlink import (
     CLIENTAPP,
+    LOOPBACK,
     DeploymentError,
+    loopback_tls,
     register_hospitals,
     start_process,
     submit_run,
@@ -30,7 +34,7 @@ from medfed.server.deployment.superlink import (
 from medfed.shared.cli import run_cli
 from medfed.shared.config import load_config
 from medfed.shared.errors import ConfigError, MedfedError
-from medfed.shared.processes import stop_process
+from medfed.shared.processes import free_port, stop_process
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -49,7 +53,7 @@ def _progress_line(line: dict, rounds: int) -> str:
     return text
 
 
-def _follow(run_dir: Path, rounds: int, runner: subprocess.Popen, link: subprocess.Popen) -> bool:
+def _follow(run_dir: Path, rounds: int, processes: list[subprocess.Popen]) -> bool:
     """Print new metrics lines until the final evaluation; False if a process died first."""
     metrics = run_dir / "metrics.jsonl"
     shown = len(metrics.read_text(encoding="utf-8").splitlines()) if metrics.exists() else 0
@@ -61,7 +65,7 @@ def _follow(run_dir: Path, rounds: int, runner: subprocess.Popen, link: subproce
             if line.get("phase") == "final":
                 return True
         shown = len(lines)
-        if runner.poll() is not None or link.poll() is not None:
+        if any(process.poll() is not None for process in processes):
             return False
         time.sleep(0.2)
 
@@ -101,6 +105,7 @@ def start(
         for line in found:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(2)
+    nginx = nginx_binary()
     if insecure:
         typer.echo("WARNING: --insecure: plaintext, hospitals are not authenticated", err=True)
     if resume is not None:
@@ -114,19 +119,23 @@ def start(
     else:
         run_dir = RunDirectory.create(out, federation.run).root.resolve()
         rounds = federation.run.rounds
-    flwr_home = run_dir / "superlink"
-    write_connection(flwr_home, deployment, insecure)
-    link = runner = None
+    flwr_home, port = run_dir / "superlink", free_port()
+    tls = None if insecure else loopback_tls(flwr_home)
+    write_connection(flwr_home, port, tls)
+    link = proxy = runner = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        link = start_process(
-            superlink_command(deployment, flwr_home, insecure), flwr_home, run_dir / "superlink.log"
-        )
-        wait_for_port(deployment.host, deployment.port, link, deployment.startup_timeout_s)
+        command = superlink_command(deployment, flwr_home, port, tls)
+        link = start_process(command, flwr_home, run_dir / "superlink.log")
+        wait_for_port(LOOPBACK, port, link, deployment.startup_timeout_s)
+        proxy = start_proxy(nginx, deployment, port, run_dir, tls)
         if not insecure and deployment.node_authentication:
             register_hospitals(deployment, flwr_home)
         write_registered_hospitals(run_dir, deployment, insecure)
-        typer.echo(f"SuperLink on {deployment.address}; waiting for hospitals")
+        typer.echo(
+            f"Fleet API on {deployment.address} (nginx), SuperLink on {LOOPBACK}:{port}; "
+            "waiting for hospitals"
+        )
         run_config = {
             "run-dir": str(run_dir),
             "input-shape": ",".join(str(size) for size in deployment.input_shape),
@@ -136,18 +145,20 @@ def start(
             "resume": resume is not None,
         }
         runner = submit_run(run_config, flwr_home, run_dir / "serverapp.log", clientapp)
-        finished = _follow(run_dir, rounds, runner, link)
+        finished = _follow(run_dir, rounds, [runner, link, proxy])
     except KeyboardInterrupt:
         typer.echo("stopped; resume with --resume " + str(run_dir), err=True)
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         stop_process(runner)
+        stop_process(proxy)
         stop_process(link)
     if not finished:
         raise DeploymentError(
-            f"the run ended before its final evaluation; see {run_dir / 'serverapp.log'} and "
-            f"{run_dir / 'superlink.log'} (continue with --resume {run_dir})"
+            f"the run ended before its final evaluation; see {run_dir / 'serverapp.log'}, "
+            f"{run_dir / 'superlink.log'} and {run_dir / 'proxy.log'} "
+            f"(continue with --resume {run_dir})"
         )
     _report(run_dir)
     typer.echo(f"run directory: {run_dir}")

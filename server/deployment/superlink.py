@@ -2,6 +2,9 @@
 
 Each runs with its own FLWR_HOME (RUN_DIR/superlink) and in its own process group, so the
 coordinator stops exactly what it started. Runtime dependency installation is always off.
+The SuperLink listens on 127.0.0.1 only (its Control API authenticates nobody in open-source
+Flower): hospitals reach its Fleet API through nginx (`proxy`), the operator's `flwr` reaches
+it over loopback TLS with a certificate made for the run (RUN_DIR/superlink/loopback).
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from medfed.server.deployment.config import DeploymentConfig
+from medfed.shared.crypto.certs import create_ca, create_server_certificate
 from medfed.shared.errors import MedfedError
 
 CONNECTION = "medfed"
+LOOPBACK, LOOPBACK_NAME = "127.0.0.1", "localhost"  # the SuperLink's address, its TLS names
 CLIENTAPP = "medfed.client.deployed_app:app"
 # The Flower app `flwr run` submits: both components come from the installed medfed package,
 # so the FAB holds only this file and nothing is installed at run time.
@@ -70,38 +76,66 @@ def flower_environment(flwr_home: Path) -> dict[str, str]:
     return environment
 
 
-def write_connection(flwr_home: Path, deployment: DeploymentConfig, insecure: bool) -> None:
-    """FLWR_HOME/config.toml naming the SuperLink for the `flwr` CLI."""
+@dataclass(frozen=True)
+class LoopbackTLS:
+    """The SuperLink's own TLS identity on 127.0.0.1 (nginx and `flwr` verify it)."""
+
+    ca_certificate: Path
+    certificate: Path
+    key: Path
+
+
+def loopback_tls(flwr_home: Path) -> LoopbackTLS:
+    """FLWR_HOME/loopback/{ca.crt,server.crt,server.key}: made once per run directory, kept
+    for `--resume`. The CA's key is deleted once it signed: nothing else is ever signed."""
+    folder = flwr_home / "loopback"
+    tls = LoopbackTLS(folder / "ca.crt", folder / "server.crt", folder / "server.key")
+    if all(path.is_file() for path in (tls.ca_certificate, tls.certificate, tls.key)):
+        return tls
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in folder.iterdir():
+        stale.unlink()
+    create_ca(folder, common_name="medfed SuperLink loopback CA", days=3650)
+    create_server_certificate(folder, folder, [LOOPBACK, LOOPBACK_NAME], days=3650)
+    (folder / "ca.key").unlink()
+    return tls
+
+
+def write_connection(flwr_home: Path, port: int, tls: LoopbackTLS | None) -> None:
+    """FLWR_HOME/config.toml naming the loopback SuperLink for the `flwr` CLI."""
     lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]"]
-    lines.append(f'address = "{deployment.address}"')
-    if insecure:
+    lines.append(f'address = "{LOOPBACK}:{port}"')
+    if tls is None:
         lines.append("insecure = true")
     else:
-        lines.append(f'root-certificates = "{deployment.ca_certificate}"')
+        lines.append(f'root-certificates = "{tls.ca_certificate}"')
     flwr_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     (flwr_home / "config.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def superlink_command(deployment: DeploymentConfig, flwr_home: Path, insecure: bool) -> list[str]:
+def superlink_command(
+    deployment: DeploymentConfig, flwr_home: Path, port: int, tls: LoopbackTLS | None
+) -> list[str]:
+    """`flower-superlink` on 127.0.0.1:`port`; `tls` None: plaintext (`--insecure`)."""
     command = [
         _binary("flower-superlink"),
         "--host",
-        deployment.host,
+        LOOPBACK,
         "--port",
-        str(deployment.port),
+        str(port),
         "--database",
         str(flwr_home / "state.db"),
         "--disable-runtime-dependency-installation",
     ]
-    if insecure:
+    if tls is None:
         return [*command, "--insecure"]
     command += [
         "--ssl-ca-certfile",
-        str(deployment.ca_certificate),
+        str(tls.ca_certificate),
         "--ssl-certfile",
-        str(deployment.server_certificate),
+        str(tls.certificate),
         "--ssl-keyfile",
-        str(deployment.server_key),
+        str(tls.key),
     ]
     return [*command, "--enable-supernode-auth"] if deployment.node_authentication else command
 
@@ -117,8 +151,10 @@ def start_process(command: list[str], flwr_home: Path, log_path: Path) -> subpro
         )
 
 
-def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout_s: float) -> None:
-    """Return once `host:port` accepts connections.
+def wait_for_port(
+    host: str, port: int, process: subprocess.Popen, timeout_s: float, what: str = "the SuperLink"
+) -> None:
+    """Return once `host:port` accepts connections (`what` started `process`).
 
     Raises:
         DeploymentError: the process exited or the port stayed closed for `timeout_s`.
@@ -126,13 +162,13 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout_s: fl
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DeploymentError(f"the SuperLink exited with {process.returncode} at start")
+            raise DeploymentError(f"{what} exited with {process.returncode} at start")
         with socket.socket() as probe:
             probe.settimeout(0.5)
             if probe.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.1)
-    raise DeploymentError(f"the SuperLink did not listen on {host}:{port} in {timeout_s:.0f} s")
+    raise DeploymentError(f"{what} did not listen on {host}:{port} in {timeout_s:.0f} s")
 
 
 def register_hospitals(deployment: DeploymentConfig, flwr_home: Path) -> None:
