@@ -1,7 +1,7 @@
 """federation.toml: a run configuration (the simulation's tables) plus `[deployment]`.
 
-`[deployment]` says where the SuperLink listens, its TLS files, and which hospitals (public
-keys) may join. Relative paths are relative to the file's folder.
+`[deployment]` says where hospitals connect (nginx, in front of a loopback SuperLink), the TLS
+files, and which hospitals (public keys) may join. Relative paths are relative to the file's folder.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ class RegisteredHospital(_Strict):
 
 
 class DeploymentConfig(_Strict):
-    address: str = Field(default="127.0.0.1:9093", description="host:port of the SuperLink")
+    address: str = Field(
+        default="127.0.0.1:9093",
+        description="public host:port hospitals dial (nginx; the SuperLink is on loopback)",
+    )
     ca_certificate: Path | None = None
     server_certificate: Path | None = None
     server_key: Path | None = None

@@ -1,4 +1,5 @@
-"""Seconds per round of a deployed federation (SuperLink + 3 SuperNodes, TLS + node auth).
+"""Seconds per round of a deployed federation (SuperLink + 3 SuperNodes, TLS + node auth,
+hospitals reaching the loopback SuperLink through medfed-server's nginx, Fleet API only).
 
 Runs, in one go on 127.0.0.1 with the same SuperLink, TLS and node auth:
 
@@ -11,7 +12,9 @@ Runs, in one go on 127.0.0.1 with the same SuperLink, TLS and node auth:
 
 Prints a markdown table.
 
-    python -m medfed.simulations.benchmarks.deployment_rounds [--rounds 5] [--out DIR]
+    python -m medfed.simulations.benchmarks.deployment_rounds [--rounds 5] [--rows 3,4] [--out DIR]
+
+`--rows` picks rows of the table by index (0-4, default all): a quicker before/after check.
 """
 
 from __future__ import annotations
@@ -167,6 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--rows", default=None, help="comma-separated row indices (default: all)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="medfed-deploy-bench-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -179,9 +183,11 @@ def main() -> None:
         ("medfed-client: warm executor", "medfed DP", False, None, False),
         ("medfed-client: warm executor", "medfed DP + SecAgg+", True, None, False),
     ]
+    chosen = range(len(rows)) if args.rows is None else [int(i) for i in args.rows.split(",")]
     results = [
         (runtime, app, measure(root, f"{index}", args.rounds, secure, reference, flower))
         for index, (runtime, app, secure, reference, flower) in enumerate(rows)
+        if index in chosen
     ]
     print(f"\n3 hospitals, TLS + node auth, 127.0.0.1, {os.cpu_count()} CPUs, {args.rounds} rounds")
     print(
