@@ -201,3 +201,24 @@ def test_honest_rosters_confirm_each_other_and_the_sum_is_exact(make_federation)
     rng = np.random.default_rng(3)
     expected = sum(rng.uniform(-1, 1, 16) for _ in hospitals) / len(hospitals)
     assert np.max(np.abs(coordinator.aggregate().weighted_average - expected)) < 1e-6
+
+
+def test_a_hospital_refuses_a_roster_smaller_than_its_own_min_hospitals(make_federation):
+    hospitals, _, roster = _setup(make_federation, num_hospitals=5)
+    # Every entry genuine and signed, but the coordinator left one member out.
+    smaller = {
+        key: value[:4] if isinstance(value, list) else value for key, value in roster.items()
+    }
+    smaller["neighbours"], smaller["threshold"] = 3, 2
+    first = hospitals[roster["hospital_ids"][0]]
+    strict = SecAggHospital(
+        first.hospital_id,
+        first.config.model_copy(update={"min_hospitals": 5}),
+        run_id=RUN,
+        identity=first.identity,
+        mask_private_key=first._mask_private,
+        share_private_key=first._share_private,
+    )
+    with pytest.raises(SecureAggregationError, match="min_hospitals = 5 hospitals, got 4"):
+        strict.join(smaller)
+    first.join(smaller)  # the default floor (3) accepts it
