@@ -3,7 +3,7 @@ given different rosters find out before they answer an unmask request.
 
 Issue 12, item 4: before rosters were signed, a coordinator could give one hospital a roster
 whose peer keys it made itself, open that hospital's sealed shares and strip its masks alone
-(recovered to 2e-8). Here every such roster is refused at `join`, before anything is masked.
+(recovered to 1.7e-9). Here every such roster is refused at `join`, before anything is masked.
 """
 
 from __future__ import annotations
