@@ -35,6 +35,7 @@ def problems_of(config: HospitalConfig, source: Path) -> list[str]:
     from cryptography.hazmat.primitives import serialization
 
     from medfed.client.node_hospital import cached_data
+    from medfed.client.secagg_session import load_identity
 
     found = []
     connection = config.connection
@@ -60,6 +61,12 @@ def problems_of(config: HospitalConfig, source: Path) -> list[str]:
         cached_data(config.data.loader_config(), config.name, _cache_dir(config))
     except MedfedError as error:
         found.append(f"{source}: {error}")
+    secure = config.secure_aggregation
+    if secure.enabled:
+        try:
+            load_identity(config.name, secure.identity_key, secure.peers_file)
+        except MedfedError as error:
+            found.append(f"{source}: {error}")
     return found
 
 
@@ -86,7 +93,9 @@ def node_config_file(config: HospitalConfig) -> Path:
         "device": config.device,
         "threads": config.threads,
         "policy": config.policy.model_dump_json(),
-        "secure-aggregation": config.secure_aggregation.model_dump_json(),
+        "secure-aggregation": config.secure_aggregation.shared().model_dump_json(),
+        "identity-key": str(config.secure_aggregation.identity_key or ""),
+        "peers-file": str(config.secure_aggregation.peers_file or ""),
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     path = config.state_dir / "node-config.toml"

@@ -18,6 +18,7 @@ from medfed.client import secure
 from medfed.client.hospital import HospitalSettings, RoundResult, evaluate_round, train_round
 from medfed.client.replay import PLAIN, RoundMemory, request_digest
 from medfed.client.secagg_journal import SecAggJournal
+from medfed.client.secagg_session import identity_of
 from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import (
     MedfedError,
@@ -92,7 +93,8 @@ def _secure_training(
     """
     instruction, weights = _instruction_and_weights(content)
     journal = journal_of(settings)
-    session = secure.join(context, content, instruction, journal)
+    identity = identity_of(settings)
+    session = secure.join(context, content, instruction, journal, identity)
     kept = None
     if instruction.secagg_attempt > 0:
         kept = secure.reusable_update(
@@ -146,9 +148,9 @@ def _secure_aggregation(
 ) -> RecordDict:
     journal = journal_of(settings)
     if SECAGG_SETUP in content.config_records:
-        records = secure.setup(context, settings.secure_aggregation, content, journal)
+        records = secure.setup(context, settings, content, journal)
     elif SECAGG_UNMASK in content.config_records:
-        records = secure.unmask(context, content, journal)
+        records = secure.unmask(context, content, journal, identity_of(settings))
     else:
         raise ProtocolError("query is neither a secure-aggregation setup nor an unmask")
     reply = reply_content(Outcome(settings.name, "ok"))

@@ -47,6 +47,9 @@ class HospitalSettings:
     max_evaluations: int = 30
     device: str = "auto"
     secure_aggregation: SecureAggregationConfig = field(default_factory=SecureAggregationConfig)
+    # This hospital's Ed25519 identity key and the federation's pinned peers file (SecAgg).
+    identity_key: Path | None = None
+    peers_file: Path | None = None
     policy: HospitalPolicy | None = None
     # The signed ledger head, kept apart from the ledger (default: beside the signing key).
     witness_path: Path | None = None

@@ -72,6 +72,23 @@ class HospitalPrivacyConfig(_Strict):
     max_evaluations: MaxEvaluations = 30
 
 
+class HospitalSecureAggregationConfig(SecureAggregationConfig):
+    """The federation's `[secure_aggregation]` settings plus this hospital's own identity."""
+
+    identity_key: Path | None = Field(
+        default=None, description="this hospital's identity key (medfed certs hospital-identity)"
+    )
+    peers_file: Path | None = Field(
+        default=None, description="the federation's pinned identity keys (peers.toml)"
+    )
+
+    def shared(self) -> SecureAggregationConfig:
+        """The settings both sides must agree on (without this hospital's paths)."""
+        return SecureAggregationConfig.model_validate(
+            self.model_dump(exclude={"identity_key", "peers_file"})
+        )
+
+
 class HospitalConfig(_Strict):
     name: str = Field(min_length=1)
     state_dir: Path = Path("state")
@@ -81,7 +98,7 @@ class HospitalConfig(_Strict):
     data: HospitalDataConfig
     privacy: HospitalPrivacyConfig
     policy: HospitalPolicy = HospitalPolicy()
-    secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()
+    secure_aggregation: HospitalSecureAggregationConfig = HospitalSecureAggregationConfig()
 
 
 def _absolute(path: Path | None, base: Path) -> Path | None:
@@ -106,8 +123,15 @@ def load_hospital_config(path: Path) -> HospitalConfig:
             "private_key": _absolute(config.connection.private_key, base),
         }
     )
+    secure = config.secure_aggregation
     return config.model_copy(
         update={
+            "secure_aggregation": secure.model_copy(
+                update={
+                    "identity_key": _absolute(secure.identity_key, base),
+                    "peers_file": _absolute(secure.peers_file, base),
+                }
+            ),
             "state_dir": _absolute(config.state_dir, base),
             "connection": connection,
             "data": config.data.model_copy(update={"path": _absolute(config.data.path, base)}),

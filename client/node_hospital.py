@@ -123,7 +123,14 @@ def settings_from_node_config(node_config: dict[str, Any]) -> HospitalSettings:
             json.loads(str(node_config.get("secure-aggregation", "{}")))
         ),
         policy=HospitalPolicy.model_validate(json.loads(policy_text)),
+        identity_key=_optional_path(node_config, "identity-key"),
+        peers_file=_optional_path(node_config, "peers-file"),
     )
+
+
+def _optional_path(node_config: dict[str, Any], key: str) -> Path | None:
+    value = str(node_config.get(key, ""))
+    return Path(value) if value else None
 
 
 def _ledger_stem(name: str) -> str:

@@ -1,82 +1,37 @@
 """The hospital's side of secure aggregation, on the ClientApp's persistent context state.
 
 Setup (once per run, journalled on disk so a second one is refused even after a restart)
-creates fresh X25519 keys and advertises them; each training reply carries only the masked
-update; an unmask request is answered from the saved session and journalled before the
-answer leaves. The trained update is kept in the Context so a retried attempt re-masks it
-without training again, but only while no unmask request involving it was answered: after
-one was, a retry gets a freshly trained update (see `reusable_update`). A session missing
-from the Context of a run that had its setup (a restarted hospital) is refused, never
-re-created: its keys are gone and the old round could be masked again under new ones.
+creates fresh X25519 keys and advertises them, signed with the hospital's identity key; a
+roster is joined only if every peer's keys verify against the hospital's pinned peers file
+(`medfed.shared.secagg.authentication`). Each training reply carries only the masked update;
+an unmask request is answered from the saved session and journalled before the answer
+leaves. The trained update is kept in the Context so a retried attempt re-masks it without
+training again, but only while no unmask request involving it was answered: after one was,
+a retry gets a freshly trained update (see `reusable_update`). A session missing from the
+Context of a run that had its setup (a restarted hospital) is refused, never re-created: its
+keys are gone and the old round could be masked again under new ones.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from typing import Any
 
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
 
+from medfed.client.hospital import HospitalSettings
 from medfed.client.secagg_journal import RunJournal, SecAggJournal
+from medfed.client.secagg_session import identity_of, load_session, save_session
 from medfed.shared.errors import ProtocolError, SecureAggregationError, SecureAggregationRefused
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.instruction import RoundInstruction
 from medfed.shared.protocol import SECAGG_ROSTER, SECAGG_SETUP, SECAGG_UNMASK, SECAGG_UPLOAD
-from medfed.shared.secagg import Roster, SecAggHospital, SecureAggregationConfig, UnmaskRequest
+from medfed.shared.secagg import Roster, SecAggHospital, UnmaskRequest
+from medfed.shared.secagg.authentication import HospitalIdentity
 from medfed.shared.secagg.records import from_records, to_records
 
-SESSION = "medfed.secagg.session"
 PENDING_UPDATE, PENDING_META = "medfed.secagg.pending.update", "medfed.secagg.pending.meta"
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"__bytes__": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_encode(v) for v in value]
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__bytes__"}:
-            return base64.b64decode(value["__bytes__"])
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    return value
-
-
-def save_session(context: Context, session: SecAggHospital, run_id: str) -> None:
-    blob = json.dumps(_encode(session.state_dict())).encode()
-    context.state[SESSION] = ConfigRecord({"state": blob, "run_id": run_id})
-
-
-def load_session(context: Context, journal: SecAggJournal, run_id: str) -> SecAggHospital:
-    """The hospital's session of run `run_id`.
-
-    Raises:
-        SecureAggregationRefused: the run had its setup here but the session is gone (the
-            hospital restarted); the run's secure aggregation goes on without this hospital.
-        SecureAggregationError: no setup happened in this run (the coordinator skipped it).
-    """
-    record = context.state.config_records.get(SESSION)
-    if record is not None and str(record.get("run_id", "")) == run_id:
-        return SecAggHospital.from_state_dict(_decode(json.loads(bytes(record["state"]))))
-    if journal.load(run_id).setup:
-        raise SecureAggregationRefused(
-            f"run '{run_id}': this hospital's secure-aggregation session is lost (it restarted "
-            "since the run's setup); it takes no further part in this run's secure aggregation",
-            code="secure_aggregation_session_lost",
-        )
-    raise SecureAggregationError(
-        f"no secure-aggregation setup for run '{run_id}'; expected one first"
-    )
 
 
 def _setup_run_id(content: RecordDict) -> str:
@@ -87,21 +42,24 @@ def _setup_run_id(content: RecordDict) -> str:
 
 
 def setup(
-    context: Context, config: SecureAggregationConfig, content: RecordDict, journal: SecAggJournal
+    context: Context, settings: HospitalSettings, content: RecordDict, journal: SecAggJournal
 ) -> RecordDict:
-    """Fresh keys for this run (journalled first); the reply advertises the public halves.
+    """Fresh keys for this run (journalled first); the reply advertises the public halves,
+    signed with the hospital's identity key.
 
     Raises:
         SecureAggregationRefused: the run already had its setup at this hospital.
     """
     run_id = _setup_run_id(content)
+    identity = identity_of(settings)
     if journal.load(run_id).setup:
         raise SecureAggregationRefused(
             f"run '{run_id}' already had its secure-aggregation setup at this hospital; a "
             "second one (new keys for the same rounds) is refused; start a new run",
             code="secure_aggregation_setup_repeated",
         )
-    session = SecAggHospital(context.node_id, config)
+    config = settings.secure_aggregation
+    session = SecAggHospital(context.node_id, config, run_id=run_id, identity=identity)
     journal.save(run_id, RunJournal(setup=True))
     save_session(context, session, run_id)
     context.state.array_records.pop(PENDING_UPDATE, None)
@@ -110,15 +68,19 @@ def setup(
 
 
 def join(
-    context: Context, content: RecordDict, instruction: RoundInstruction, journal: SecAggJournal
+    context: Context,
+    content: RecordDict,
+    instruction: RoundInstruction,
+    journal: SecAggJournal,
+    identity: HospitalIdentity,
 ) -> SecAggHospital:
     """The run's session, joined to the request's roster and ready to mask this attempt.
 
     Checked before any training, so a request that cannot be masked spends no privacy.
 
     Raises:
-        SecureAggregationError: the roster is invalid or for another run, or the attempt is
-            not after the last upload.
+        SecureAggregationError: the roster is invalid, for another run or not signed by the
+            pinned peers, or the attempt is not after the last upload.
         SecureAggregationRefused: the session is lost (see `load_session`).
     """
     roster = Roster.from_dict(from_records(content, SECAGG_ROSTER))
@@ -126,7 +88,7 @@ def join(
         raise SecureAggregationError(
             f"roster is for run '{roster.run_id}', the training request for '{instruction.run_id}'"
         )
-    session = load_session(context, journal, instruction.run_id)
+    session = load_session(context, journal, instruction.run_id, identity)
     session.join(roster)
     session.check_later(instruction.server_round, instruction.secagg_attempt)
     save_session(context, session, instruction.run_id)
@@ -219,11 +181,14 @@ def masked_reply(
     return to_records(upload.to_dict(), SECAGG_UPLOAD)
 
 
-def unmask(context: Context, content: RecordDict, journal: SecAggJournal) -> RecordDict:
-    """Answer an unmask request (refusing inconsistent ones), save the session and journal
-    the answered attempt before the answer is returned."""
+def unmask(
+    context: Context, content: RecordDict, journal: SecAggJournal, identity: HospitalIdentity
+) -> RecordDict:
+    """Answer an unmask request (refusing inconsistent ones, and any whose survivors did not
+    all confirm our roster), save the session and journal the answered attempt before the
+    answer is returned."""
     request = UnmaskRequest.from_dict(from_records(content, SECAGG_UNMASK))
-    session = load_session(context, journal, request.run_id)
+    session = load_session(context, journal, request.run_id, identity)
     response = session.unmask(request)
     save_session(context, session, request.run_id)
     run = journal.load(request.run_id)

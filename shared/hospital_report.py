@@ -49,10 +49,11 @@ RELEASED_FIELDS: tuple[ReleasedField, ...] = (
     ),
     ReleasedField(
         "secure-aggregation keys and shares",
-        "secagg.setup / secagg.unmask",
+        "secagg.setup / secagg.upload / secagg.unmask",
         "declared",
-        "fresh X25519 public keys and Shamir shares of the hospital's own mask seeds: "
-        "independent of patient data",
+        "fresh X25519 public keys and the hospital's name, signed with its identity key; its "
+        "signed digest of the roster; Shamir shares of its own mask seeds: independent of "
+        "patient data",
     ),
     ReleasedField(
         "reply timing",

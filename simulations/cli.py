@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from medfed.shared.cli import run_cli
 from medfed.shared.config import load_config
 from medfed.shared.errors import LedgerError
-from medfed.simulations.summary import summary_table
+from medfed.simulations.certs_cli import certs
 
 app = typer.Typer(
     add_completion=False,
@@ -85,6 +85,8 @@ def simulate(
 
         run_dir = run_simulation(run, out, on_round, hospitals)
     exact = write_exact_evaluation(run_dir, run, hospitals)
+    from medfed.simulations.summary import summary_table  # torch: only when a run ends
+
     console.print(summary_table(run_dir, run, exact))
     console.print(f"run directory: {out}   audit report: {out / 'report.html'}")
 
@@ -188,54 +190,7 @@ def audit_epsilon(
     console.print(f"test stream ε = {test:.6f} (test split: evaluation releases)")
 
 
-certs = typer.Typer(
-    add_completion=False, help="TLS certificates and hospital node keys for a deployed federation."
-)
 app.add_typer(certs, name="certs")
-
-
-@certs.command("init")
-def certs_init(
-    out: Annotated[Path, typer.Option("--out", help="folder for ca.crt / ca.key")] = Path("certs"),
-    common_name: Annotated[str, typer.Option("--name", help="the CA's common name")] = "medfed CA",
-) -> None:
-    """Create the federation's certificate authority (ca.crt, ca.key 0600)."""
-    from medfed.shared.crypto.certs import create_ca
-
-    console.print(f"wrote {create_ca(out, common_name)} and {out / 'ca.key'} (keep it offline)")
-
-
-@certs.command("server")
-def certs_server(
-    names: Annotated[
-        list[str], typer.Option("--name", help="host name or IP hospitals dial (repeatable)")
-    ],
-    ca: Annotated[Path, typer.Option("--ca", help="folder holding ca.crt / ca.key")] = Path(
-        "certs"
-    ),
-    out: Annotated[Path | None, typer.Option("--out", help="default: the CA folder")] = None,
-) -> None:
-    """Create the coordinator's TLS certificate (server.crt, server.key 0600) signed by the CA."""
-    from medfed.shared.crypto.certs import create_server_certificate
-
-    console.print(f"wrote {create_server_certificate(ca, out or ca, names)}")
-
-
-@certs.command("node")
-def certs_node(
-    hospital: Annotated[str, typer.Argument(help="hospital name (the key's file name)")],
-    out: Annotated[Path, typer.Option("--out", help="folder for the key pair")] = Path(
-        "certs/nodes"
-    ),
-) -> None:
-    """Create a hospital's SuperNode authentication key pair (OpenSSH EC P-384)."""
-    from medfed.shared.crypto.certs import create_node_keys
-
-    pair = create_node_keys(out, hospital)
-    console.print(
-        f"wrote {pair.private_key} (stays at the hospital) and {pair.public_key} "
-        "(goes into the coordinator's federation.toml)"
-    )
 
 
 def main() -> None:

@@ -16,9 +16,18 @@ from flwr.clientapp import ClientApp
 
 from medfed.client.hospital import HospitalSettings
 from medfed.shared.config.models import RunConfig
+from medfed.shared.crypto.identity import (
+    KEY_SUFFIX,
+    file_stem,
+    load_or_create_identity_key,
+    public_bytes,
+    write_peers,
+)
 from medfed.shared.data import HospitalData
 from medfed.shared.data.store import load_hospital_data, save_hospital_data
 from medfed.shared.privacy.ledger import ledger_file_name
+
+PEERS_FILE = "peers.toml"
 
 
 def partition_file(data_dir: Path, partition_id: int) -> Path:
@@ -56,8 +65,24 @@ class SimulatedHospitals:
         return data, settings_for(self.run, data.name, self.ledger_dir)
 
 
+def identity_dir(ledger_dir: Path) -> Path:
+    """Where the simulated hospitals keep their identity keys and their (shared) peers file."""
+    return ledger_dir / "identity"
+
+
+def prepare_identities(names: list[str], ledger_dir: Path) -> None:
+    """Each simulated hospital's identity key (made once, kept with its ledger) and the peers
+    file pinning all of them: what deployed hospitals do by hand and out of band."""
+    folder = identity_dir(ledger_dir)
+    pins = {
+        name: public_bytes(load_or_create_identity_key(folder, name).public_key()) for name in names
+    }
+    write_peers(folder / PEERS_FILE, pins)
+
+
 def settings_for(run: RunConfig, name: str, ledger_dir: Path) -> HospitalSettings:
     privacy = run.privacy
+    folder = identity_dir(ledger_dir)
     return HospitalSettings(
         name=name,
         max_epsilon=privacy.budget_epsilon,
@@ -72,6 +97,8 @@ def settings_for(run: RunConfig, name: str, ledger_dir: Path) -> HospitalSetting
         device=run.training.device,
         secure_aggregation=run.secure_aggregation,
         seeded_noise=True,  # a simulation reproduces from its seed (see HospitalSettings)
+        identity_key=folder / f"{file_stem(name)}{KEY_SUFFIX}",
+        peers_file=folder / PEERS_FILE,
     )
 
 

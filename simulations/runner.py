@@ -23,6 +23,7 @@ from medfed.simulations.hospitals import (
     NodeRoster,
     RosteredClientApp,
     SimulatedHospitals,
+    prepare_identities,
     store_partitions,
 )
 
@@ -84,6 +85,8 @@ def simulate(
     # copies of the ledgers and public keys only, as a coordinator would be handed them.
     ledger_dir = (run.privacy.ledger_dir or out / "hospitals").resolve()
     if client_app is None:
+        if run.secure_aggregation.enabled:
+            prepare_identities([hospital.name for hospital in hospitals], ledger_dir)
         store_partitions(hospitals, data_dir)
         client_app = build_client_app(SimulatedHospitals(run, ledger_dir, data_dir))
     client_app = RosteredClientApp(client_app, roster)

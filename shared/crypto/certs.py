@@ -31,7 +31,7 @@ class NodeKeyPair:
     public_key: Path
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Create `path` 0600; refuse to replace an existing key (that would orphan certificates)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -98,7 +98,7 @@ def create_ca(out_dir: Path, common_name: str = "medfed CA", days: int = 3650) -
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .sign(key, hashes.SHA384())
     )
-    _write_private(out_dir / CA_KEY, _pem_key(key))
+    write_private(out_dir / CA_KEY, _pem_key(key))
     (out_dir / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return out_dir / CA_CERT
 
@@ -155,7 +155,7 @@ def create_server_certificate(
         )
         .sign(ca_key, hashes.SHA384())
     )
-    _write_private(out_dir / SERVER_KEY, _pem_key(key))
+    write_private(out_dir / SERVER_KEY, _pem_key(key))
     (out_dir / SERVER_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return out_dir / SERVER_CERT
 
@@ -179,6 +179,6 @@ def create_node_keys(out_dir: Path, hospital: str) -> NodeKeyPair:
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
     private_path, public_path = out_dir / hospital, out_dir / f"{hospital}.pub"
-    _write_private(private_path, private)
+    write_private(private_path, private)
     public_path.write_bytes(public + f" {hospital}\n".encode())
     return NodeKeyPair(private_path, public_path)

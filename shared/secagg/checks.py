@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from medfed.shared.errors import SecureAggregationError
+from medfed.shared.secagg.authentication import (
+    HospitalIdentity,
+    check_confirmations,
+    check_signed_roster,
+)
 from medfed.shared.secagg.config import SecureAggregationConfig
 from medfed.shared.secagg.graph import components, neighbour_graph
 from medfed.shared.secagg.keys import check_public_key
@@ -13,12 +18,20 @@ from medfed.shared.secagg.messages import Roster, SetupAdvertisement, UnmaskRequ
 MIN_RUN_SEED_BYTES = 16
 
 
-def check_roster(roster: Roster, own: SetupAdvertisement, config: SecureAggregationConfig) -> None:
-    """The roster lists our keys, distinct valid keys, and the k, t and field we configured."""
+def check_roster(
+    roster: Roster,
+    own: SetupAdvertisement,
+    config: SecureAggregationConfig,
+    identity: HospitalIdentity,
+    run_id: str,
+) -> None:
+    """The roster is of our run, lists us under our name with our keys, and otherwise only
+    pinned peers with keys their identity keys signed for this run; distinct valid keys, and
+    the k, t and field we configured."""
     me = own.hospital_id
     where = f"hospital {me}: roster of run '{roster.run_id}'"
-    if not roster.run_id:
-        raise SecureAggregationError(f"{where}: run_id is empty")
+    if roster.run_id != run_id:
+        raise SecureAggregationError(f"{where} is not for this session's run '{run_id}'")
     if len(roster.run_seed) < MIN_RUN_SEED_BYTES:
         raise SecureAggregationError(f"{where}: run_seed must be ≥ {MIN_RUN_SEED_BYTES} bytes")
     if me not in roster.hospital_ids:
@@ -29,6 +42,9 @@ def check_roster(roster: Roster, own: SetupAdvertisement, config: SecureAggregat
         own.share_public_key,
     ):
         raise SecureAggregationError(f"{where} does not carry this hospital's public keys")
+    if roster.hospital_names[position] != own.name:
+        raise SecureAggregationError(f"{where} lists this hospital under another name")
+    check_signed_roster(roster, identity, where)
     all_keys = roster.mask_public_keys + roster.share_public_keys
     if len(set(all_keys)) != len(all_keys):
         raise SecureAggregationError(f"{where} repeats a public key")
@@ -56,6 +72,7 @@ def check_unmask_request(
     request: UnmaskRequest,
     *,
     hospital_id: int,
+    identity: HospitalIdentity,
     open_attempt: tuple[int, int] | None,
     declared_before: Mapping[int, bool] | None,
 ) -> dict[int, bool]:
@@ -64,8 +81,9 @@ def check_unmask_request(
     Refused: another run or hospital, an attempt other than our latest upload, a peer both
     survived and dropped, ourselves dropped, an incomplete partition of the roster, fewer than
     t surviving neighbours (our self-mask could not be removed anyway, and with t > k/2 it
-    bounds the pair seeds we give out below t), survivors in separate graph components, or a
-    neighbour's status differing from an earlier request of the same attempt.
+    bounds the pair seeds we give out below t), survivors in separate graph components, a
+    neighbour's status differing from an earlier request of the same attempt, or a survivor
+    whose signed roster digest is missing or differs from ours (`check_confirmations`).
     """
     where = (
         f"hospital {hospital_id}: unmask request for round {request.round_number} "
@@ -103,4 +121,5 @@ def check_unmask_request(
             f"{where} changes whether neighbours {changed} survived since an earlier request "
             "of the same attempt; revealing both a self-mask share and a pair seed is refused"
         )
+    check_confirmations(roster, request, identity, where)
     return declared

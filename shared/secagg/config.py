@@ -38,6 +38,11 @@ class SecureAggregationConfig(BaseModel):
     quantization_bits: int = Field(default=24, ge=1, le=50)
     field_bits: int = Field(default=62, ge=8, le=62, description="sums live mod 2^field_bits")
     max_weight: int = Field(default=100_000, ge=1, description="largest num_examples weight")
+    min_hospitals: int = Field(
+        default=MIN_HOSPITALS,
+        ge=MIN_HOSPITALS,
+        description="smallest roster to build (coordinator) or join (hospital)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SecureAggregationConfig:
@@ -54,10 +59,12 @@ class SecureAggregationConfig(BaseModel):
 
     def neighbours_for(self, num_hospitals: int) -> int:
         """k for a roster of `num_hospitals`: the configured value, capped at n − 1."""
-        if num_hospitals < MIN_HOSPITALS:
+        if num_hospitals < self.min_hospitals:
             raise SecureAggregationError(
-                f"secure aggregation needs at least {MIN_HOSPITALS} hospitals, got "
-                f"{num_hospitals} (with two, each learns the other's update from the sum)"
+                f"secure aggregation needs at least secure_aggregation.min_hospitals = "
+                f"{self.min_hospitals} hospitals, got {num_hospitals} (a sum over few hospitals "
+                "tells each of them, or a coordinator colluding with all but one, the others' "
+                "updates)"
             )
         if self.neighbours is None or self.neighbours >= num_hospitals - 1:
             return num_hospitals - 1

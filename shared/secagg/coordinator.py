@@ -56,6 +56,8 @@ class SecAggCoordinator:
         hospital = advertisement.hospital_id
         if hospital in self._advertisements:
             raise SecureAggregationError(f"hospital {hospital} advertised keys twice")
+        if any(ad.name == advertisement.name for ad in self._advertisements.values()):
+            raise SecureAggregationError(f"two hospitals advertised as '{advertisement.name}'")
         check_public_key(advertisement.mask_public_key, f"hospital {hospital}: mask key")
         check_public_key(advertisement.share_public_key, f"hospital {hospital}: share key")
         self._advertisements[hospital] = advertisement
@@ -70,8 +72,10 @@ class SecAggCoordinator:
                 run_id=self.run_id,
                 run_seed=self.run_seed,
                 hospital_ids=ids,
+                hospital_names=[self._advertisements[i].name for i in ids],
                 mask_public_keys=[self._advertisements[i].mask_public_key for i in ids],
                 share_public_keys=[self._advertisements[i].share_public_key for i in ids],
+                signatures=[self._advertisements[i].signature for i in ids],
                 neighbours=num_neighbours,
                 threshold=self.config.threshold_for(num_neighbours),
                 field_bits=self.config.field_bits,

@@ -10,6 +10,11 @@ import numpy as np
 
 from medfed.shared.errors import SecureAggregationError
 from medfed.shared.secagg import keys
+from medfed.shared.secagg.authentication import (
+    HospitalIdentity,
+    confirm_roster,
+    sign_advertisement,
+)
 from medfed.shared.secagg.checks import check_roster, check_unmask_request
 from medfed.shared.secagg.config import SecureAggregationConfig
 from medfed.shared.secagg.graph import neighbour_graph
@@ -40,16 +45,21 @@ class SecAggHospital:
         hospital_id: int,
         config: SecureAggregationConfig,
         *,
+        run_id: str,
+        identity: HospitalIdentity,
         mask_private_key: bytes | None = None,
         share_private_key: bytes | None = None,
     ) -> None:
         if not 0 <= hospital_id <= keys.MAX_ID:
             raise SecureAggregationError(f"hospital id {hospital_id} must lie in [0, 2^64)")
-        self.hospital_id = hospital_id
-        self.config = config
+        if not run_id:
+            raise SecureAggregationError("a secure-aggregation session needs its run_id")
+        self.hospital_id, self.config, self.run_id = hospital_id, config, run_id
+        self.identity = identity
         self._mask_private = mask_private_key or keys.generate_private_key()
         self._share_private = share_private_key or keys.generate_private_key()
         self._roster: Roster | None = None
+        self._confirmation = b""
         self._neighbours: tuple[int, ...] = ()
         self._open: tuple[int, int] | None = None
         self._declared: dict[int, bool] | None = None
@@ -57,23 +67,24 @@ class SecAggHospital:
     # -- setup -------------------------------------------------------------------------------
 
     def advertise(self) -> SetupAdvertisement:
-        """The public keys to send the coordinator at setup."""
-        return SetupAdvertisement(
-            hospital_id=self.hospital_id,
-            mask_public_key=keys.public_key(self._mask_private),
-            share_public_key=keys.public_key(self._share_private),
+        """The public keys to send the coordinator at setup, signed with the identity key."""
+        mask_key, share_key = (
+            keys.public_key(k) for k in (self._mask_private, self._share_private)
         )
+        return sign_advertisement(self.identity, self.run_id, self.hospital_id, mask_key, share_key)
 
     def join(self, roster: Roster | Mapping[str, Any]) -> None:
-        """Accept the coordinator's roster after checking it against our keys and config."""
+        """Accept the coordinator's roster after checking it against our keys, our pinned
+        peers and our config; raises `SecureAggregationError` for any other roster."""
         roster = parse_message(Roster, roster)
-        check_roster(roster, self.advertise(), self.config)
+        check_roster(roster, self.advertise(), self.config, self.identity, self.run_id)
         if self._roster is not None and self._roster.to_dict() != roster.to_dict():
             raise SecureAggregationError(
                 f"hospital {self.hospital_id} already joined run '{self._roster.run_id}' with "
                 "another roster; a new run needs a new SecAggHospital (fresh keys)"
             )
         self._roster = roster
+        self._confirmation = confirm_roster(self.identity, roster)
         graph = neighbour_graph(roster.hospital_ids, roster.run_seed, roster.neighbours)
         self._neighbours = graph[self.hospital_id]
 
@@ -117,6 +128,7 @@ class SecAggHospital:
             masked=masked,
             share_receivers=list(self._neighbours),
             sealed_shares=sealed,
+            roster_confirmation=self._confirmation,
         )
 
     def check_later(self, round_number: int, attempt: int) -> None:
@@ -142,6 +154,7 @@ class SecAggHospital:
             roster,
             request,
             hospital_id=self.hospital_id,
+            identity=self.identity,
             open_attempt=self._open,
             declared_before=self._declared,
         )
@@ -179,42 +192,37 @@ class SecAggHospital:
             raise SecureAggregationError(f"hospital {self.hospital_id} has not joined a roster")
         return self._roster
 
-    def _public_keys(self, peer: int) -> tuple[bytes, bytes]:
+    def _peer_key(self, peer: int, kind: int) -> bytes:
         roster = self._joined()
-        position = roster.hospital_ids.index(peer)
-        return roster.mask_public_keys[position], roster.share_public_keys[position]
+        keys_of_kind = (roster.mask_public_keys, roster.share_public_keys)[kind]
+        return keys_of_kind[roster.hospital_ids.index(peer)]
 
     def _pair_seed(self, peer: int, round_number: int, attempt: int) -> bytes:
-        secret = keys.shared_secret(self._mask_private, self._public_keys(peer)[0])
+        secret = keys.shared_secret(self._mask_private, self._peer_key(peer, 0))
         return keys.derive_pair_seed(
             secret,
-            run_id=self._joined().run_id,
+            run_id=self.run_id,
             round_number=round_number,
             attempt=attempt,
             pair=(self.hospital_id, peer),
         )
 
     def _share_key(self, peer: int) -> bytes:
-        secret = keys.shared_secret(self._share_private, self._public_keys(peer)[1])
-        return keys.derive_share_key(
-            secret, run_id=self._joined().run_id, pair=(self.hospital_id, peer)
-        )
+        secret = keys.shared_secret(self._share_private, self._peer_key(peer, 1))
+        return keys.derive_share_key(secret, run_id=self.run_id, pair=(self.hospital_id, peer))
 
     def _aad(self, round_number: int, attempt: int, *, sender: int, receiver: int) -> bytes:
-        return share_aad(
-            run_id=self._joined().run_id,
-            round_number=round_number,
-            attempt=attempt,
-            sender=sender,
-            receiver=receiver,
-        )
+        where = {"round_number": round_number, "attempt": attempt}
+        return share_aad(run_id=self.run_id, sender=sender, receiver=receiver, **where)
 
     # -- persistence -------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume, private keys included (it never leaves the hospital)."""
+        """Everything needed to resume but the identity: the X25519 private keys included
+        (it never leaves the hospital)."""
         return {
             "hospital_id": self.hospital_id,
+            "run_id": self.run_id,
             "config": self.config.model_dump(),
             "mask_private_key": self._mask_private,
             "share_private_key": self._share_private,
@@ -226,12 +234,14 @@ class SecAggHospital:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> SecAggHospital:
-        """Rebuild a hospital session saved by `state_dict()`."""
+    def from_state_dict(cls, state: dict[str, Any], identity: HospitalIdentity) -> SecAggHospital:
+        """Rebuild a hospital session saved by `state_dict()`, with the hospital's identity."""
         try:
             hospital = cls(
                 int(state["hospital_id"]),
                 SecureAggregationConfig.model_validate(state["config"]),
+                run_id=str(state["run_id"]),
+                identity=identity,
                 mask_private_key=bytes(state["mask_private_key"]),
                 share_private_key=bytes(state["share_private_key"]),
             )

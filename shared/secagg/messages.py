@@ -18,6 +18,8 @@ from medfed.shared.secagg import wire
 from medfed.shared.secagg.keys import KEY_BYTES
 from medfed.shared.secagg.shares import SEALED_BYTES, SEED_BYTES
 
+SIGNATURE_BYTES = 64  # Ed25519
+
 
 class _Message(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
@@ -45,11 +47,14 @@ def _as_dict(message: object) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SetupAdvertisement:
-    """Hospital → coordinator, once per run: its two X25519 public keys."""
+    """Hospital → coordinator, once per run: its two X25519 public keys, signed with its
+    identity key for (run, name, id, keys)."""
 
     hospital_id: int
+    name: str
     mask_public_key: bytes
     share_public_key: bytes
+    signature: bytes = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -59,20 +64,25 @@ class SetupAdvertisement:
         name = "setup advertisement"
         return cls(
             hospital_id=wire.read_int(data, name, "hospital_id"),
+            name=wire.read_str(data, name, "name"),
             mask_public_key=wire.read_bytes(data, name, "mask_public_key", KEY_BYTES),
             share_public_key=wire.read_bytes(data, name, "share_public_key", KEY_BYTES),
+            signature=wire.read_bytes(data, name, "signature", SIGNATURE_BYTES),
         )
 
 
 @dataclass(frozen=True)
 class Roster:
-    """Coordinator → all hospitals, once per run: who takes part, their keys and parameters."""
+    """Coordinator → all hospitals, once per run: who takes part, their signed keys and the
+    parameters."""
 
     run_id: str
     run_seed: bytes
     hospital_ids: list[int]
+    hospital_names: list[str]
     mask_public_keys: list[bytes]
     share_public_keys: list[bytes]
+    signatures: list[bytes] = field(repr=False)
     neighbours: int
     threshold: int
     field_bits: int
@@ -89,8 +99,10 @@ class Roster:
             run_id=wire.read_str(data, name, "run_id"),
             run_seed=wire.read_bytes(data, name, "run_seed"),
             hospital_ids=wire.read_int_list(data, name, "hospital_ids"),
+            hospital_names=wire.read_str_list(data, name, "hospital_names"),
             mask_public_keys=wire.read_bytes_list(data, name, "mask_public_keys", KEY_BYTES),
             share_public_keys=wire.read_bytes_list(data, name, "share_public_keys", KEY_BYTES),
+            signatures=wire.read_bytes_list(data, name, "signatures", SIGNATURE_BYTES),
             neighbours=wire.read_int(data, name, "neighbours"),
             threshold=wire.read_int(data, name, "threshold"),
             field_bits=wire.read_int(data, name, "field_bits"),
@@ -100,15 +112,18 @@ class Roster:
         wire.check_same_length(
             name,
             hospital_ids=roster.hospital_ids,
+            hospital_names=roster.hospital_names,
             mask_public_keys=roster.mask_public_keys,
             share_public_keys=roster.share_public_keys,
+            signatures=roster.signatures,
         )
         return roster
 
 
 @dataclass(frozen=True)
 class MaskedUpload:
-    """Hospital → coordinator, with each training reply: y_u and b_u's sealed shares."""
+    """Hospital → coordinator, with each training reply: y_u, b_u's sealed shares and the
+    hospital's signed digest of the roster it accepted."""
 
     run_id: str
     hospital_id: int
@@ -117,6 +132,7 @@ class MaskedUpload:
     masked: np.ndarray = field(repr=False)
     share_receivers: list[int]
     sealed_shares: list[bytes] = field(repr=False)
+    roster_confirmation: bytes = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -132,6 +148,7 @@ class MaskedUpload:
             masked=wire.read_vector(data, name, "masked"),
             share_receivers=wire.read_int_list(data, name, "share_receivers"),
             sealed_shares=wire.read_bytes_list(data, name, "sealed_shares", SEALED_BYTES),
+            roster_confirmation=wire.read_bytes(data, name, "roster_confirmation", SIGNATURE_BYTES),
         )
         wire.check_same_length(
             name, share_receivers=upload.share_receivers, sealed_shares=upload.sealed_shares
@@ -141,7 +158,8 @@ class MaskedUpload:
 
 @dataclass(frozen=True)
 class UnmaskRequest:
-    """Coordinator → one surviving hospital: who survived, who dropped, its sealed shares."""
+    """Coordinator → one surviving hospital: who survived, who dropped, its sealed shares,
+    and each survivor's roster confirmation (parallel to `survivors`)."""
 
     run_id: str
     hospital_id: int
@@ -151,6 +169,7 @@ class UnmaskRequest:
     dropped: list[int]
     share_senders: list[int]
     sealed_shares: list[bytes] = field(repr=False)
+    confirmations: list[bytes] = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -167,6 +186,7 @@ class UnmaskRequest:
             dropped=wire.read_int_list(data, name, "dropped"),
             share_senders=wire.read_int_list(data, name, "share_senders"),
             sealed_shares=wire.read_bytes_list(data, name, "sealed_shares", SEALED_BYTES),
+            confirmations=wire.read_bytes_list(data, name, "confirmations", SIGNATURE_BYTES),
         )
         wire.check_same_length(
             name, share_senders=request.share_senders, sealed_shares=request.sealed_shares

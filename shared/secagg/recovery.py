@@ -44,6 +44,7 @@ def build_requests(
                 dropped=list(dropped),
                 share_senders=senders,
                 sealed_shares=sealed,
+                confirmations=[state.uploads[u].roster_confirmation for u in survivors],
             )
         )
     return requests

@@ -72,6 +72,16 @@ def read_int_list(
     return items
 
 
+def read_str_list(data: Mapping[str, Any], message: str, key: str) -> list[str]:
+    """A list of distinct non-empty strings."""
+    value = _get(data, message, key)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise SecureAggregationError(f"{message}: '{key}' must be a list of non-empty strings")
+    if len(set(value)) != len(value):
+        raise SecureAggregationError(f"{message}: '{key}' lists the same name twice")
+    return list(value)
+
+
 def read_bytes_list(
     data: Mapping[str, Any], message: str, key: str, length: int | None = None
 ) -> list[bytes]:

@@ -84,7 +84,7 @@ def _run(argv: list[str], cwd: Path) -> None:
 
 
 def prepare(root: Path) -> None:
-    """Certificates, node keys and one heart-disease CSV per hospital."""
+    """Certificates, node keys, identity keys + peers file and one CSV per hospital."""
     import pandas as pd
 
     from medfed.shared.data.heart_disease import packaged_csv
@@ -94,7 +94,11 @@ def prepare(root: Path) -> None:
     frame = pd.read_csv(packaged_csv())
     for short, name in HOSPITALS.items():
         _run(["medfed", "certs", "node", short, "--out", "certs/nodes"], root)
+        identity = ["--name", short, "--out", f"identity/{short}"]
+        _run(["medfed", "certs", "hospital-identity", *identity], root)
         frame[frame["dataset"] == name].to_csv(root / f"{short}.csv", index=False)
+    entries = [(root / "identity" / h / f"{h}.peer.toml").read_text() for h in HOSPITALS]
+    (root / "peers.toml").write_text("\n".join(entries), encoding="utf-8")
 
 
 def write_configs(root: Path, rounds: int, secure: bool, port: int) -> None:
@@ -118,6 +122,7 @@ def write_configs(root: Path, rounds: int, secure: bool, port: int) -> None:
             f'[data]\npath = "{h}.csv"\n[privacy]\nmax_epsilon = 1000.0\n'
             f'ledger_dir = "state/{h}/ledger"\n'
             f"[secure_aggregation]\nenabled = {'true' if secure else 'false'}\n"
+            f'identity_key = "identity/{h}/{h}.identity.key"\npeers_file = "peers.toml"\n'
         )
 
 

@@ -18,6 +18,7 @@ from medfed.client.executor import ExecutorProcess, acquire, runtime_client
 from medfed.client.hospital import HospitalSettings
 from medfed.client.policy import HospitalPolicy
 from medfed.shared.config import RunConfig
+from medfed.shared.crypto.identity import create_hospital_identity
 from medfed.shared.data import load_federation
 from medfed.shared.errors import HospitalUnavailable
 from medfed.shared.instruction import instruction_record
@@ -121,7 +122,15 @@ def test_only_the_executor_can_take_the_supernodes_tasks(tmp_path):
 
 
 def test_secure_aggregation_state_stays_in_the_node_context(hungary, tmp_path):
-    settings = HospitalSettings("Hungary", 1.0, tmp_path / "Hungary.jsonl", tmp_path / "keys")
+    key_path, peers_file, _ = create_hospital_identity(tmp_path / "identity", "Hungary")
+    settings = HospitalSettings(
+        "Hungary",
+        1.0,
+        tmp_path / "Hungary.jsonl",
+        tmp_path / "keys",
+        identity_key=key_path,
+        peers_file=peers_file,  # a federation of one is enough to advertise
+    )
     context = _context({})
     setup = RecordDict({"secagg.setup": ConfigRecord({"run-id": "run1"})})
     reply = answer("query", setup, context, _loader(hungary, settings))

@@ -11,13 +11,16 @@ import dataclasses
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.app import ConfigRecord, Context, RecordDict
 
 from medfed.client import secure
 from medfed.client.client_app import answer
 from medfed.client.hospital import HospitalSettings
 from medfed.shared.config import RunConfig
+from medfed.shared.crypto.identity import KEY_SUFFIX, create_hospital_identity, file_stem
 from medfed.shared.data import load_federation
+from medfed.shared.errors import SecureAggregationError
 from medfed.shared.instruction import instruction_record
 from medfed.shared.models import build_model
 from medfed.shared.privacy.verify import verify_ledger
@@ -31,7 +34,8 @@ from medfed.shared.protocol import (
     Outcome,
     state_to_arrays,
 )
-from medfed.shared.secagg import SecAggCoordinator, SecureAggregationConfig
+from medfed.shared.secagg import SecAggCoordinator, SecureAggregationConfig, keys
+from medfed.shared.secagg.authentication import advertisement_payload
 from medfed.shared.secagg.records import from_records, to_records
 
 RUN = RunConfig(rounds=4)
@@ -50,6 +54,12 @@ class Hospitals:
     def __init__(self, data, tmp_path, enabled: bool = True) -> None:
         config = SecureAggregationConfig(enabled=enabled)
         self.data = {node: d for node, d in enumerate(data, start=1)}
+        self.identity_dir, self.peers_file = tmp_path / "identity", tmp_path / "peers.toml"
+        entries = [
+            create_hospital_identity(self.identity_dir, d.name)[1].read_text()
+            for d in self.data.values()
+        ]
+        self.peers_file.write_text("\n".join(entries))  # what the hospitals pinned
         self.settings = {
             node: HospitalSettings(
                 d.name,
@@ -57,6 +67,8 @@ class Hospitals:
                 tmp_path / f"{node}.jsonl",
                 tmp_path / "keys",
                 secure_aggregation=config,
+                identity_key=self.identity_dir / f"{file_stem(d.name)}{KEY_SUFFIX}",
+                peers_file=self.peers_file,
             )
             for node, d in self.data.items()
         }
@@ -263,3 +275,71 @@ def test_a_roster_that_does_not_check_out_is_refused_before_any_training(hospita
         outcome(reply).code == "secure_aggregation_error" and "threshold" in outcome(reply).message
     )
     assert SECAGG_UPLOAD not in reply.config_records and hospitals.ledger_entries(1) == 0
+
+
+def _forged_roster(coordinator: CheatingCoordinator, victim_peer: int) -> dict:
+    """The roster with the coordinator's own keys in place of one peer's, signed by its key."""
+    roster = coordinator.session.roster().to_dict()
+    position = roster["hospital_ids"].index(victim_peer)
+    forged = {k: list(v) if isinstance(v, list) else v for k, v in roster.items()}
+    forged["mask_public_keys"][position] = keys.public_key(keys.generate_private_key())
+    forged["share_public_keys"][position] = keys.public_key(keys.generate_private_key())
+    payload = advertisement_payload(
+        RUN_ID,
+        forged["hospital_names"][position],
+        victim_peer,
+        forged["mask_public_keys"][position],
+        forged["share_public_keys"][position],
+    )
+    forged["signatures"][position] = Ed25519PrivateKey.generate().sign(payload)
+    return forged
+
+
+def test_a_roster_with_one_substituted_key_is_refused_before_any_training(hospitals_data, tmp_path):
+    hospitals = Hospitals(hospitals_data, tmp_path)
+    coordinator = CheatingCoordinator(hospitals)
+    coordinator.setup()
+    content = hospitals.training_content(
+        1, 0, to_records(_forged_roster(coordinator, 2), "secagg.roster")
+    )
+    reply = hospitals.send(1, "train", content)
+    assert outcome(reply).status == "refused"
+    assert outcome(reply).code == "secure_aggregation_roster_unauthenticated"
+    assert SECAGG_UPLOAD not in reply.config_records and hospitals.ledger_entries(1) == 0
+    honest = coordinator.train(1, 0, (1,))[1]  # the genuine roster is still accepted
+    assert outcome(honest).status == "ok" and SECAGG_UPLOAD in honest.config_records
+
+
+def test_two_hospitals_given_different_rosters_detect_it_and_no_sum_is_recovered(
+    hospitals_data, tmp_path
+):
+    hospitals = Hospitals(hospitals_data, tmp_path)
+    coordinator = CheatingCoordinator(hospitals)
+    coordinator.setup()
+    other = {**coordinator.session.roster().to_dict(), "run_seed": bytes(16)}
+    replies = coordinator.train(1, 0, (2, 3, 4))
+    content = hospitals.training_content(1, 0, to_records(other, "secagg.roster"))
+    replies[1] = hospitals.send(1, "train", content)  # each roster alone checks out
+    assert all(outcome(r).status == "ok" for r in replies.values())
+    session = SecAggCoordinator.from_state_dict(coordinator.fixed)
+    session.begin_round(1, 0)
+    for reply in replies.values():
+        session.receive_upload(from_records(reply, SECAGG_UPLOAD))
+    for request in session.unmask_requests():
+        message = to_records(request.to_dict(), SECAGG_UNMASK)
+        answer_ = hospitals.send(request.hospital_id, "query", message)
+        assert outcome(answer_).status == "refused"
+        assert outcome(answer_).code == "secure_aggregation_roster_inconsistent"
+        assert SECAGG_UNMASK not in answer_.config_records
+    with pytest.raises(SecureAggregationError):
+        session.aggregate()  # no shares came back: nothing is unmasked
+
+
+def test_a_hospital_without_an_identity_key_refuses_setup_with_a_config_error(
+    hospitals_data, tmp_path
+):
+    hospitals = Hospitals(hospitals_data, tmp_path)
+    hospitals.settings[1] = dataclasses.replace(hospitals.settings[1], identity_key=None)
+    outcomes = CheatingCoordinator(hospitals).setup(nodes=(1,))
+    assert outcomes[1].status == "error" and outcomes[1].code == "config_error"
+    assert str(tmp_path) not in outcomes[1].message  # the paths stay in the hospital's log

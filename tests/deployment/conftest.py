@@ -58,7 +58,7 @@ min_hospitals = 2
 timeout_s = {timeout_s}
 
 [secure_aggregation]
-enabled = false  # plaintext at both sides, explicitly (each hospital's table below too)
+enabled = {secure}  # false: plaintext at both sides, explicitly (each hospital's table too)
 
 [deployment]
 address = "127.0.0.1:{port}"
@@ -86,7 +86,9 @@ max_epsilon = 5.0
 ledger_dir = "state/{name}/ledger"
 
 [secure_aggregation]
-enabled = false
+enabled = {secure}
+identity_key = "identity/{name}/{name}.identity.key"
+peers_file = "peers.toml"
 
 [policy]
 allowed_models = ["logistic"]
@@ -121,12 +123,38 @@ class Deployment:
             else:  # extra test hospitals (an intruder, a strict policy) beyond the docs
                 argv = [str(BIN / "medfed"), *command.split()[1:]]
                 subprocess.run(argv, cwd=self.root, check=True, capture_output=True)
+        self.make_identities(registered, unregistered)
+
+    def make_identities(self, members: list[str], others: list[str] = ()) -> None:
+        """Each hospital's identity key (made "at the hospital"), and the peers file pinning
+        the members' keys that every hospital would assemble after comparing fingerprints."""
+        for name in [*members, *others]:
+            command = f"medfed certs hospital-identity --name {name} --out identity/{name}"
+            if command in documented_commands():
+                self.run(command)
+            else:
+                argv = [str(BIN / "medfed"), *command.split()[1:]]
+                subprocess.run(argv, cwd=self.root, check=True, capture_output=True)
+        entries = [
+            (self.root / "identity" / name / f"{name}.peer.toml").read_text() for name in members
+        ]
+        (self.root / "peers.toml").write_text("\n".join(entries), encoding="utf-8")
+        self.run("medfed certs fingerprints peers.toml")
 
     def write_federation(
-        self, registered: list[str], rounds: int = 2, timeout_s: float = 300, expected: int = 3
+        self,
+        registered: list[str],
+        rounds: int = 2,
+        timeout_s: float = 300,
+        expected: int = 3,
+        secure: bool = False,
     ) -> Path:
         text = FEDERATION.format(
-            rounds=rounds, timeout_s=timeout_s, port=self.port, expected=expected
+            rounds=rounds,
+            timeout_s=timeout_s,
+            port=self.port,
+            expected=expected,
+            secure=str(secure).lower(),
         )
         for name in registered:
             text += (
@@ -144,9 +172,11 @@ class Deployment:
         insecure: bool = False,
         max_rounds: int = 10,
         max_wait_s: float | None = None,
+        secure: bool = False,
     ) -> Path:
         text = HOSPITAL.format(
             name=name,
+            secure=str(secure).lower(),
             key=key or name,
             port=self.port,
             clientappio_port=free_port(),

@@ -18,6 +18,10 @@ def test_example_hospital_config_loads_with_its_policy():
     assert hospital.policy.allowed_models == ("logistic",)
     assert hospital.data.path == (CONFIGS / "Cleveland.csv").resolve()
     assert hospital.secure_aggregation.enabled is True
+    identity = CONFIGS / "identity" / "Cleveland" / "Cleveland.identity.key"
+    assert hospital.secure_aggregation.identity_key == identity.resolve()
+    assert hospital.secure_aggregation.peers_file == (CONFIGS / "peers.toml").resolve()
+    assert "identity_key" not in hospital.secure_aggregation.shared().model_dump()
 
 
 def test_unknown_deployment_key_names_the_key(tmp_path):

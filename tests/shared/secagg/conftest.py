@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from medfed.shared.crypto.identity import public_bytes
 from medfed.shared.secagg import (
     MaskedUpload,
     SecAggCoordinator,
@@ -16,6 +18,7 @@ from medfed.shared.secagg import (
     SecureAggregationConfig,
     UnmaskRequest,
 )
+from medfed.shared.secagg.authentication import HospitalIdentity
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Federation:
                 uploads[v].sealed_shares[uploads[v].share_receivers.index(hospital)]
                 for v in senders
             ],
+            confirmations=[uploads[u].roster_confirmation for u in self.ids if u not in dropped],
         )
 
     def expected_average(
@@ -118,12 +122,22 @@ class Federation:
         return sum(updates[u][1] * np.clip(updates[u][0], -bound, bound) for u in members) / total
 
 
+def make_identities(ids: Iterable[int]) -> dict[int, HospitalIdentity]:
+    """An Ed25519 identity per hospital, all pinning each other's public keys."""
+    private = {hospital: Ed25519PrivateKey.generate() for hospital in ids}
+    pins = {f"H{u}": public_bytes(key.public_key()) for u, key in private.items()}
+    return {u: HospitalIdentity(f"H{u}", key, pins) for u, key in private.items()}
+
+
 @pytest.fixture
 def make_federation() -> Callable[..., Federation]:
     def make(num_hospitals: int, **settings: object) -> Federation:
         config = SecureAggregationConfig(**settings)
         ids = [1_000 + 37 * i for i in range(num_hospitals)]
-        hospitals = {hospital: SecAggHospital(hospital, config) for hospital in ids}
+        identities = make_identities(ids)
+        hospitals = {
+            u: SecAggHospital(u, config, run_id="run-test", identity=identities[u]) for u in ids
+        }
         coordinator = SecAggCoordinator("run-test", config)
         for hospital in hospitals.values():
             coordinator.add_advertisement(hospital.advertise().to_dict())

@@ -189,7 +189,8 @@ def test_sessions_resume_from_state_dicts_between_upload_and_unmask(make_federat
     federation.upload(updates, round_number=4, senders=federation.ids[1:])
     federation.coordinator = SecAggCoordinator.from_state_dict(federation.coordinator.state_dict())
     federation.hospitals = {
-        u: SecAggHospital.from_state_dict(h.state_dict()) for u, h in federation.hospitals.items()
+        u: SecAggHospital.from_state_dict(h.state_dict(), h.identity)
+        for u, h in federation.hospitals.items()
     }
     federation.unmask()
     result = federation.coordinator.aggregate()

@@ -34,7 +34,7 @@ def test_unset_or_large_neighbours_mean_plain_secagg() -> None:
 
 
 def test_refuses_fewer_than_three_hospitals() -> None:
-    with pytest.raises(SecureAggregationError, match="at least 3"):
+    with pytest.raises(SecureAggregationError, match="min_hospitals = 3 hospitals, got 2"):
         SecureAggregationConfig().neighbours_for(2)
 
 

@@ -91,7 +91,10 @@ def test_hospital_refuses_a_roster_that_lowers_the_threshold_or_swaps_its_keys(
 ) -> None:
     federation = make_federation(5)
     roster = federation.coordinator.roster().to_dict()
-    fresh = SecAggHospital(federation.ids[0], federation.config)
+    first = federation.hospitals[federation.ids[0]]
+    fresh = SecAggHospital(
+        first.hospital_id, federation.config, run_id="run-test", identity=first.identity
+    )
     with pytest.raises(SecureAggregationError, match="public keys"):
         fresh.join(roster)
     hospital = federation.hospitals[federation.ids[0]]
