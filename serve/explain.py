@@ -74,6 +74,7 @@ class Explainer:
             baselines=torch.zeros_like(inputs),
             target=targets,
             n_steps=IG_STEPS[kind],
+            method="riemann_trapezoid",  # Gauss-Legendre recomputes its nodes on every call
             return_convergence_delta=True,
         )
         out = []
@@ -134,6 +135,7 @@ class Explainer:
 
 def _normalised(grid: torch.Tensor) -> list[list[float]]:
     """H×W scaled to [0, 1] by its maximum (all zeros stays zeros), 4 decimals."""
+    grid = grid.detach()
     peak = float(grid.max())
     scaled = grid / peak if peak > 0 else torch.zeros_like(grid)
     return [[round(v, 4) for v in row] for row in scaled.clamp(0, 1).tolist()]

@@ -23,6 +23,7 @@ class ServeOptions:
     ssl_keyfile: Path | None = None
     threshold: float = 0.5
     max_body_bytes: int = DEFAULT_MAX_BODY
+    torch_threads: int = 1
 
 
 def read_api_key(path: Path) -> str:
@@ -50,6 +51,8 @@ def check_options(options: ServeOptions) -> str | None:
     for option, path in files:
         if path is not None and not path.is_file():
             raise ConfigError(f"{option} {path}: file not found")
+    if options.torch_threads < 1:
+        raise ConfigError(f"--torch-threads {options.torch_threads}: use at least 1")
     if options.max_body_bytes < 1024:
         raise ConfigError(f"--max-body-bytes {options.max_body_bytes}: use at least 1024")
     return read_api_key(options.api_key_file) if options.api_key_file else None
@@ -64,9 +67,13 @@ def _is_loopback(host: str) -> bool:
 
 def serve(options: ServeOptions) -> None:
     """Load the model and serve it until interrupted."""
+    import torch
     import uvicorn
 
     api_key = check_options(options)
+    # Requests run one at a time on the event loop; for these small models extra intra-op
+    # threads only contend for the cores (docs/benchmarks.md, serving).
+    torch.set_num_threads(options.torch_threads)
     bundle = load_bundle(options.directory)
     app = create_app(bundle, options.threshold, api_key, options.max_body_bytes)
     handler = logging.StreamHandler(sys.stderr)

@@ -134,12 +134,21 @@ def serve_command(
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
     threshold: Annotated[float, typer.Option(help="decision threshold on P(positive)")] = 0.5,
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 4194304,
+    torch_threads: Annotated[int, typer.Option(help="torch intra-op threads")] = 1,
 ) -> None:
     """Serve predictions and explanations over HTTP (FastAPI on uvicorn), page at /."""
     from medfed.serve.server import ServeOptions, serve
 
     options = ServeOptions(
-        directory, host, port, api_key_file, ssl_certfile, ssl_keyfile, threshold, max_body_bytes
+        directory,
+        host,
+        port,
+        api_key_file,
+        ssl_certfile,
+        ssl_keyfile,
+        threshold,
+        max_body_bytes,
+        torch_threads,
     )
     serve(options)
 
