@@ -101,7 +101,9 @@ def export_model(run_dir: Path, fmt: Format = "torchscript", out: Path | None = 
             traced = torchscript_module(model, example)
             got = traced(inputs).numpy()
             buffer = io.BytesIO()
-            torch.jit.save(traced, buffer)
+            with warnings.catch_warnings():  # torch.jit.save announces its deprecation
+                warnings.simplefilter("ignore")
+                torch.jit.save(traced, buffer)
             payload = buffer.getvalue()
             checked = f"torch.jit {torch.__version__}"
     difference = float(np.max(np.abs(got - expected)))
