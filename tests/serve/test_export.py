@@ -17,6 +17,8 @@ from medfed.serve.export import export_model
 from medfed.serve.intervals import wilson
 from medfed.shared.models import build_model
 
+pytestmark = pytest.mark.slow  # each module trains a run with `medfed simulate` (conftest.py)
+
 MEDFED = [sys.executable, "-c", "from medfed.simulations.cli import main; main()"]
 
 

@@ -16,6 +16,8 @@ from medfed.shared.data.imaging import synthetic_lesions
 from medfed.shared.data.sequences import CHANNEL_RANGES, SYNTHETIC_CHANNELS
 from medfed.shared.models import build_model
 
+pytestmark = pytest.mark.slow  # each module trains a run with `medfed simulate` (conftest.py)
+
 SIZE = 16
 
 

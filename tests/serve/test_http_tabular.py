@@ -16,6 +16,8 @@ import torch
 
 from medfed.shared.data.heart_disease import FEATURE_BOUNDS, FEATURE_NAMES, encode, scale_features
 
+pytestmark = pytest.mark.slow  # each module trains a run with `medfed simulate` (conftest.py)
+
 RECORD = {
     "age": 54, "sex": "male", "trestbps": 130, "chol": 246, "fbs": False, "thalch": 150,
     "exang": True, "oldpeak": 1.4, "cp": "asymptomatic", "restecg": "lv hypertrophy",

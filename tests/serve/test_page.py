@@ -16,6 +16,8 @@ from PIL import Image
 
 from medfed.shared.data.imaging import synthetic_lesions
 
+pytestmark = pytest.mark.slow  # each module trains a run with `medfed simulate` (conftest.py)
+
 RECORD = {
     "age": 61, "sex": "female", "trestbps": 150, "chol": 310, "fbs": True, "thalch": 120,
     "exang": True, "oldpeak": 2.5, "cp": "asymptomatic", "restecg": "st-t abnormality",
