@@ -186,3 +186,47 @@ def test_card_schema_and_docs_are_served(heart_server):
     openapi = heart_server.client.get("/openapi.json").json()
     record = openapi["components"]["schemas"]["Record"]["properties"]
     assert record["age"]["maximum"] == 100 and record["chol"]["minimum"] == 50
+
+
+def test_medfed_serve_command_serves_over_tls_with_an_api_key(heart_run, tmp_path):
+    """The CLI as a user starts it: uvicorn's TLS with a medfed certificate, key from a file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from medfed.shared.crypto.certs import create_ca, create_server_certificate
+    from medfed.shared.processes import free_port
+
+    ca = create_ca(tmp_path / "certs")
+    create_server_certificate(tmp_path / "certs", tmp_path / "certs", ["127.0.0.1"])
+    key_file = tmp_path / "api.key"
+    key_file.write_text("a-long-enough-api-key\n")
+    port = free_port()
+    command = [sys.executable, "-c", "from medfed.simulations.cli import main; main()", "serve",
+               str(heart_run), "--port", str(port), "--api-key-file", str(key_file),
+               "--ssl-certfile", str(tmp_path / "certs" / "server.crt"),
+               "--ssl-keyfile", str(tmp_path / "certs" / "server.key")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # fmt: skip
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(ca)) as client:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert process.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.5)
+            headers = {"x-api-key": "a-long-enough-api-key"}
+            body = {"record": RECORD | {"chol": 317.75}}
+            answer = client.post("/v1/predict", json=body, headers=headers)
+            assert answer.status_code == 200 and 0 < answer.json()["predictions"][0]["probability"]
+            assert client.post("/v1/predict", json={"record": RECORD}).status_code == 401
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+    assert "POST /v1/predict 200" in output and "POST /v1/predict 401" in output
+    assert "317.75" not in output  # the record's cholesterol never reaches the log
