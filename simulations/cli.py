@@ -1,4 +1,4 @@
-"""`medfed`: simulate a federation (and, as they land, report / audit / certs)."""
+"""`medfed`: simulate a federation, report, audit, certs, export and serve its model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from medfed.shared.cli import run_cli
 from medfed.shared.config import load_config
-from medfed.shared.errors import LedgerError
+from medfed.shared.errors import ConfigError, LedgerError
 from medfed.simulations.certs_cli import certs
 
 app = typer.Typer(
@@ -100,6 +100,59 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
     for finding in audit.issues:
         console.print(f"[yellow]finding:[/yellow] {finding}", highlight=False, soft_wrap=True)
     console.print(f"wrote {run_dir / 'report.html'} and {run_dir / 'report.json'}")
+
+
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    format: Annotated[
+        str, typer.Option("--format", help="torchscript or onnx (checked with onnxruntime)")
+    ] = "torchscript",
+    out: Annotated[Path | None, typer.Option("--out", help="default: RUN_DIR/export")] = None,
+) -> None:
+    """Export the final model (TorchScript or ONNX) with model-card.json and model-card.html."""
+    from medfed.serve.export import FILES, export_model
+
+    if format not in FILES:
+        raise ConfigError(f"--format {format}: use torchscript or onnx")
+    exported = export_model(run_dir, format, out)  # type: ignore[arg-type]
+    console.print(
+        f"wrote {exported.model_file} (matches PyTorch within {exported.max_abs_diff:.2g}), "
+        f"model-card.json and model-card.html in {exported.directory}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("serve")
+def serve_command(
+    directory: Annotated[Path, typer.Argument(help="a run directory or an export folder")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    api_key_file: Annotated[
+        Path | None, typer.Option(help="require this key in the X-API-Key header for /v1/")
+    ] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    threshold: Annotated[float, typer.Option(help="decision threshold on P(positive)")] = 0.5,
+    max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 4194304,
+    torch_threads: Annotated[int, typer.Option(help="torch intra-op threads")] = 1,
+) -> None:
+    """Serve predictions and explanations over HTTP (FastAPI on uvicorn), page at /."""
+    from medfed.serve.server import ServeOptions, serve
+
+    options = ServeOptions(
+        directory,
+        host,
+        port,
+        api_key_file,
+        ssl_certfile,
+        ssl_keyfile,
+        threshold,
+        max_body_bytes,
+        torch_threads,
+    )
+    serve(options)
 
 
 audit = typer.Typer(add_completion=False, help="Verify privacy ledgers and recompute ε from them.")

@@ -28,7 +28,8 @@ NOTE = (
 def exact_metrics(
     run: RunConfig, state: dict[str, torch.Tensor], hospitals: list[HospitalData]
 ) -> dict[str, dict[str, float]]:
-    """Per hospital: accuracy, AUROC, sensitivity, specificity, loss and num_examples."""
+    """Per hospital: accuracy, AUROC, sensitivity, specificity, loss, num_examples (and the
+    number of positives of a binary task)."""
     shape, classes = hospitals[0].input_shape, hospitals[0].num_classes
     model = build_model(run.model, shape, classes)
     model.load_state_dict(state)
@@ -36,7 +37,10 @@ def exact_metrics(
     for hospital in hospitals:
         probabilities, loss = predict(model, hospital.x_test, hospital.y_test, torch.device("cpu"))
         metrics = classification_metrics(hospital.y_test, probabilities, loss)
-        scores[hospital.name] = metrics | {"num_examples": float(len(hospital.y_test))}
+        counts = {"num_examples": float(len(hospital.y_test))}
+        if classes == 2:  # class sizes, for the model card's confidence intervals
+            counts["positives"] = float((hospital.y_test == 1).sum())
+        scores[hospital.name] = metrics | counts
     return scores
 
 

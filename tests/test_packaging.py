@@ -9,6 +9,7 @@ MAPPING = {
     "client": "medfed.client",
     "server": "medfed.server",
     "simulations": "medfed.simulations",
+    "serve": "medfed.serve",
 }
 
 

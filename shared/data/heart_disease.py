@@ -18,6 +18,7 @@ values are counted per hospital and column in the `medfed.data` log (never sent)
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -55,6 +56,7 @@ CODES = {
     },
 }
 ONE_HOT = {"cp": [2, 3, 4], "restecg": [1, 2]}  # levels kept after drop_first
+CODED_COLUMNS = [*NUMERIC_COLUMNS, *ONE_HOT]  # what `feature_matrix` reads
 FEATURE_NAMES = NUMERIC_COLUMNS + [
     f"{col}_{level}" for col, levels in ONE_HOT.items() for level in levels
 ]
@@ -129,14 +131,25 @@ def encode(frame: pd.DataFrame, path: Path) -> tuple[np.ndarray, np.ndarray, pd.
         data[column] = pd.to_numeric(data[column], errors="coerce")
         if data[column].isna().any():
             raise DataError(f"{path}: column '{column}' has non-numeric values")
+    features = feature_matrix({column: data[column].to_numpy() for column in CODED_COLUMNS})
+    labels = (data["num"] > 0).astype(np.int64).to_numpy()
+    return features, labels, data.index
+
+
+def feature_matrix(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Rows of `FEATURE_NAMES` (float64, the CSV's units) from coded columns, each row alone.
+
+    `columns` holds `CODED_COLUMNS` as numbers (UCI codes for the categoricals); the numeric
+    values pass as they are and cp / restecg become their one-hot levels. Training (`encode`)
+    and serving (medfed.serve) both build features here, before `scale_features`.
+    """
+    numeric = [np.asarray(columns[column], dtype=np.float64) for column in NUMERIC_COLUMNS]
     one_hot = [
-        (data[column] == level).astype(np.float32).rename(f"{column}_{level}")
+        (np.asarray(columns[column], dtype=np.float64) == level).astype(np.float64)
         for column, levels in ONE_HOT.items()
         for level in levels
     ]
-    features = pd.concat([data[NUMERIC_COLUMNS].astype(np.float64), *one_hot], axis=1)
-    labels = (data["num"] > 0).astype(np.int64).to_numpy()
-    return features.to_numpy(np.float64), labels, data.index
+    return np.stack(numeric + one_hot, axis=1)
 
 
 def scale_features(

@@ -50,8 +50,13 @@ def read_medmnist(path: Path) -> tuple[np.ndarray, np.ndarray]:
         images = images.transpose(0, 3, 1, 2)
     else:
         raise DataError(f"{path}: images have shape {images.shape}; expected N×H×W or N×H×W×C")
-    window = np.clip(images.astype(np.float32) / 255.0, 0.0, 1.0)
-    return window, labels.reshape(-1).astype(np.int64)
+    return window_uint8(images), labels.reshape(-1).astype(np.int64)
+
+
+def window_uint8(images: np.ndarray) -> np.ndarray:
+    """8-bit intensities onto [0, 1] (÷ 255, clipped), pixel by pixel: training's MedMNIST
+    window, and serving's (medfed.serve) for uploaded images."""
+    return np.clip(images.astype(np.float32) / 255.0, 0.0, 1.0)
 
 
 def synthetic_lesions(

@@ -73,7 +73,7 @@ class LSTM(_Recurrent):
 
     def _steps(self, projected: tuple[torch.Tensor, ...], hidden: HiddenProduct) -> torch.Tensor:
         size = self.hidden_size
-        h = c = projected[0].new_zeros(len(projected[0]), size)
+        h = c = projected[0].new_zeros(projected[0].shape[0], size)
         outputs = []
         for t, step in enumerate(projected):
             gates, g = (step + hidden(h, t)).split([3 * size, size], 1)
@@ -90,7 +90,7 @@ class GRU(_Recurrent):
 
     def _steps(self, projected: tuple[torch.Tensor, ...], hidden: HiddenProduct) -> torch.Tensor:
         size = self.hidden_size
-        h = projected[0].new_zeros(len(projected[0]), size)
+        h = projected[0].new_zeros(projected[0].shape[0], size)
         outputs = []
         for t, step in enumerate(projected):
             product = hidden(h, t)

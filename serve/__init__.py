@@ -1,0 +1,1 @@
+"""Serving a federated model: export, model card, HTTP API with explanations, clinician page."""

@@ -1,0 +1,151 @@
+"""What a trained model takes, from the run's configuration alone (no data is read).
+
+One `InputSchema` drives the request validation (serve/schema.py), the preprocessing
+(serve/preprocess.py), the clinician page and the model card's input section, so the four
+cannot disagree. Bounds are the public constants training clips to (heart disease:
+`FEATURE_BOUNDS` + `data.feature_bounds`; sequences: `CHANNEL_RANGES` + `data.channel_ranges`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from medfed.shared.config.models import RunConfig
+from medfed.shared.data.heart_disease import FEATURE_BOUNDS
+from medfed.shared.data.sequences import CHANNEL_RANGES, SYNTHETIC_CHANNELS
+from medfed.shared.errors import ConfigError
+from medfed.shared.models.registry import model_spec
+
+Kind = Literal["tabular", "image", "sequence"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One input of a tabular record."""
+
+    name: str
+    type: Literal["number", "boolean", "category"]
+    description: str
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    kind: Kind
+    dataset: str
+    input_shape: tuple[int, ...]
+    classes: tuple[str, ...]
+    fields: tuple[FieldSpec, ...] = ()  # tabular
+    image_size: int = 0  # image: square side in pixels
+    channels: int = 0  # image: 1 grey, 3 RGB
+    window: str = ""  # image: intensity window
+    channel_names: tuple[str, ...] = ()  # sequence: request keys, in model order
+    channel_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    sequence_length: int = 0  # sequence: time steps (the last one is the newest)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON form for the model card and the page."""
+        keep = {
+            "tabular": ("fields",),
+            "image": ("image_size", "channels", "window"),
+            "sequence": ("channel_names", "channel_ranges", "sequence_length"),
+        }[self.kind]
+        full = asdict(self)
+        described = {key: full[key] for key in ("kind", "dataset", "input_shape", "classes")}
+        return described | {key: full[key] for key in keep}
+
+
+HEART_FIELDS = (
+    ("age", "number", "age", "years"),
+    ("sex", "category", "sex", ""),
+    ("trestbps", "number", "resting systolic blood pressure", "mmHg"),
+    ("chol", "number", "serum total cholesterol", "mg/dl"),
+    ("fbs", "boolean", "fasting blood sugar > 120 mg/dl", ""),
+    ("thalch", "number", "maximum heart rate in the exercise test", "bpm"),
+    ("exang", "boolean", "exercise-induced angina", ""),
+    ("oldpeak", "number", "exercise-induced ST depression", "mm"),
+    ("cp", "category", "chest-pain type", ""),
+    ("restecg", "category", "resting ECG", ""),
+)
+HEART_CHOICES = {
+    "sex": ("female", "male"),
+    "cp": ("typical angina", "atypical angina", "non-anginal", "asymptomatic"),
+    "restecg": ("normal", "st-t abnormality", "lv hypertrophy"),
+}
+
+
+def heart_fields(run: RunConfig) -> tuple[FieldSpec, ...]:
+    bounds = {**FEATURE_BOUNDS, **(run.data.feature_bounds or {})}
+    specs = []
+    for name, kind, description, unit in HEART_FIELDS:
+        low, high = bounds.get(name, (None, None))
+        choices = HEART_CHOICES.get(name, ())
+        specs.append(FieldSpec(name, kind, description, unit, low, high, choices))  # type: ignore[arg-type]
+    return tuple(specs)
+
+
+Ranges = dict[str, tuple[float, float]]
+
+
+def sequence_channels(run: RunConfig) -> tuple[list[str], list[str], Ranges]:
+    """(request keys, range names, ranges) in the model's channel order, as training built it.
+
+    A CSV run has every configured channel, sorted (sequences.read_vitals_csv); a synthetic run
+    has channel i = SYNTHETIC_CHANNELS[i % 4]; a repeated name gets a suffix (`heart_rate_2`).
+    """
+    ranges = {**CHANNEL_RANGES, **(run.data.channel_ranges or {})}
+    if run.data.path is not None:
+        names = sorted(ranges)
+    else:
+        count = run.data.sequence_features
+        names = [SYNTHETIC_CHANNELS[i % len(SYNTHETIC_CHANNELS)] for i in range(count)]
+    keys, seen = [], {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return keys, names, {key: ranges[name] for key, name in zip(keys, names, strict=True)}
+
+
+def input_schema(run: RunConfig, num_classes: int) -> InputSchema:
+    """The schema of the run's model. `num_classes` comes from the trained weights.
+
+    Raises:
+        ConfigError: a dataset or model serving does not know.
+    """
+    data, rank = run.data, model_spec(run.model.name).input_rank
+    if data.dataset == "heart_disease" and rank == 1:
+        fields = heart_fields(run)
+        return InputSchema(
+            "tabular", data.dataset, (13,), ("no heart disease", "heart disease"), fields
+        )
+    if data.dataset == "imaging":
+        shape = (data.image_channels, data.image_size, data.image_size)
+        classes = (
+            ("no lesion", "lesion")
+            if data.path is None and num_classes == 2
+            else tuple(f"class {i}" for i in range(num_classes))
+        )
+        window = "8-bit intensities ÷ 255, clipped to [0, 1] (shared/data/imaging.py)"
+        return InputSchema(
+            "image", data.dataset, shape, classes, image_size=data.image_size,
+            channels=data.image_channels, window=window,
+        )  # fmt: skip
+    if data.dataset == "sequences" and rank == 2:
+        keys, _, ranges = sequence_channels(run)
+        return InputSchema(
+            "sequence", data.dataset, (data.sequence_length, len(keys)),
+            ("stable", "deteriorating"), channel_names=tuple(keys), channel_ranges=ranges,
+            sequence_length=data.sequence_length,
+        )  # fmt: skip
+    raise ConfigError(
+        f"data.dataset = '{data.dataset}' with model.name = '{run.model.name}': serving knows "
+        "heart_disease (tabular models), imaging (image models) and sequences (recurrent models)"
+    )
