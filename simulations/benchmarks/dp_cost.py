@@ -35,9 +35,18 @@ from medfed.shared.models import MODELS, build_model
 from medfed.shared.models.recurrent import SequenceClassifier
 
 MODES = ("hooks", "functorch", "ew", "ghost")
-SHAPES = {"logistic": (13,), "mlp": (13,), "cnn": (1, 28, 28), "gru": (48, 4), "lstm": (48, 4)}
+SEQUENCE = (48, 9)  # a vitals grid: 4 values, 4 observed indicators, the step mask
+SHAPES = {
+    "logistic": (13,),
+    "mlp": (13,),
+    "cnn": (1, 28, 28),
+    "gru": SEQUENCE,
+    "lstm": SEQUENCE,
+    "transformer": SEQUENCE,
+}
 PLAIN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
-TARGETS = {"mlp": 2.0, "cnn": 1.5, "gru": 6.0, "lstm": 6.0}  # private / non-private (issue)
+# private / non-private (issues 6 and 13); the Transformer against its own non-private step
+TARGETS = {"mlp": 2.0, "cnn": 1.5, "gru": 6.0, "lstm": 6.0, "transformer": 3.0}
 HIDDEN = 32
 NON_PRIVATE, PLAIN_RNN = "non-private", "plain nn.RNN"
 
@@ -124,6 +133,8 @@ def measure_row(name: str, batch: int, warmups: int, repeats: int) -> Row:
     torch.manual_seed(0)
     shape = SHAPES[name]
     x, y = torch.randn(batch, *shape), torch.randint(0, 2, (batch,))
+    if shape == SEQUENCE:
+        x[..., -1] = 1.0  # every step real (the step mask)
     model = build_model(ModelConfig(name=name, hidden_size=HIDDEN), shape, 2)
     row, steps = Row(), {NON_PRIVATE: plain_step(copy.deepcopy(model))}
     if name in PLAIN_CELLS:
