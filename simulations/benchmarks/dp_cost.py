@@ -9,7 +9,7 @@ empty batch, which medfed's Poisson-sampled trainer draws; the steps go through 
 own `backward`, so a mode counts as safe exactly when medfed can take that step. Times are the
 fastest of the interleaved repeats (as `timeit` advises): on a shared machine other processes
 only ever add time, and they add it unevenly to the variants.
-Run: python -m medfed.simulations.benchmarks.dp_cost [--quick] [--threads N]
+Run: python -m medfed.simulations.benchmarks.dp_cost [--quick] [--threads N] [--models a,b]
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def report(rows: dict[tuple[str, int], Row]) -> str:
         "| model | auto (registry) | fastest (geo-mean over batches) | fastest safe |",
         "|---|---|---|---|",
     ]
-    for name in MODELS:
+    for name in dict.fromkeys(name for name, _ in rows):
         lines.append(
             f"| {name} | {MODELS[name].grad_sample_mode} | {overall(rows, name, False)} "
             f"| {overall(rows, name, True)} |"
@@ -245,7 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)"
     )
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated registry names (default all)"
+    )
     args = parser.parse_args(argv)
+    names = args.models.split(",")
     torch.set_num_threads(args.threads)
     batches, warmups, repeats = ((64,), 1, 2) if args.quick else ((64, 256), 3, 20)
     for notice in ("Secure RNG turned off", "Full backward hook is firing"):  # once per engine
@@ -253,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     rows = {
         (name, batch): measure_row(name, batch, warmups, repeats)
-        for name in MODELS
+        for name in names
         for batch in batches
     }
     print(

@@ -5,17 +5,20 @@ shared/data/vitals_synthetic.py). Rows: FedAvg with GRU, LSTM and the Transforme
 by medfed's own `train_round` exactly as utility.py's rows (DP label counts, ledgers, noise
 planned within budget, Opacus); a logistic regression on per-patient summaries (last, mean,
 slope per channel; scikit-learn, pooled, non-private: the issue's difficulty bound) and the
-majority-class baseline. Learning rate and local epochs are chosen per model on validation
-rows carved from the training splits (tuning.py's rule, scored by mean validation AUROC),
-once without DP and once at ε = 3 (the target; it sets every DP column); test splits are
-scored once. Metric: mean over hospitals of the final model's exact test AUROC and AUPRC,
-next to the test prevalence; mean ± std over seeds.
+majority-class baseline. Training values are the config's, chosen on validation rows
+carved from the training splits of tuning seed 100 (tuning.py's split; docs/benchmarks.md
+lists the runs); `--tune` instead chooses learning rate per model on validation (GRID,
+scored by mean validation AUROC), once without DP and once at ε = 3 (the target; it sets
+every DP column). Test splits are scored once. Metric: mean over hospitals of the final
+model's exact test AUROC and AUPRC, next to the test prevalence; mean ± std over seeds.
 Run: python -m medfed.simulations.benchmarks.utility_vitals [--quick] [--models gru,...]
+[--tune] [--seeds N]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -30,7 +33,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from medfed.client.trainer import predict
-from medfed.shared.config import RunConfig, load_config
+from medfed.shared.config import DataConfig, RunConfig, load_config
 from medfed.shared.data import HospitalData, load_federation
 from medfed.shared.models import build_model
 from medfed.simulations.benchmarks import tuning
@@ -43,9 +46,7 @@ EPSILONS = (1.0, 3.0, 8.0)
 SEEDS = (0, 1, 2)
 TUNE_AT = 3.0
 TARGETS = {"gru": (0.90, 0.85), "transformer": (None, 0.85)}  # (no DP, ε = 3), the issue's
-GRID = tuple(
-    tuning.HyperParameters(rate, epochs, False) for epochs in (1, 2) for rate in (0.5, 1.0, 2.0)
-)
+GRID = tuple(tuning.HyperParameters(rate, 5, False) for rate in (0.01, 0.03))  # Adam
 TUNING_SEEDS = (100, 101)
 LR_ROW, MAJORITY = "logistic regression on summaries (non-private)", "majority class"
 Scores = dict[str, tuple[float, float, float]]  # hospital → (AUROC, AUPRC, prevalence)
@@ -127,50 +128,107 @@ def report(results: dict[str, dict[float | None, list[Scores]]]) -> str:
     return "\n".join(lines)
 
 
+def cached_federation(data: DataConfig, seed: int) -> list[HospitalData]:
+    """`load_federation`, generated once per (data config, seed) in this process."""
+    return _federation(data.model_dump_json(), seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _federation(data_json: str, seed: int) -> list[HospitalData]:
+    return load_federation(DataConfig.model_validate_json(data_json), seed)
+
+
+def chosen_values(
+    base: RunConfig, tune: bool, grid: Sequence[tuning.HyperParameters], seeds: Sequence[int]
+) -> dict[float | None, tuning.Selection | None]:
+    """Per privacy setting (None, TUNE_AT): the validation selection, or None (config's)."""
+    if not tune:
+        return {None: None, TUNE_AT: None}
+    with tempfile.TemporaryDirectory() as scratch:
+        return {
+            epsilon: tuning.select(
+                configured(base, 0, epsilon, "fedavg"),
+                auroc_validation(epsilon),
+                Path(scratch),
+                grid,
+                seeds,
+                load=cached_federation,
+            )
+            for epsilon in (None, TUNE_AT)
+        }
+
+
+def scored_runs(
+    base: RunConfig, epsilon: float | None, seeds: Sequence[int], root: Path
+) -> list[Scores]:
+    runs = []
+    for seed in seeds:
+        started = time.perf_counter()
+        hospitals = cached_federation(base.data, seed)
+        run = configured(base, seed, epsilon, "fedavg")
+        trained = federated(run, hospitals, epsilon, Path(tempfile.mkdtemp(dir=root)))
+        runs.append(model_scores(run, trained.state, hospitals))
+        print(
+            f"  {base.model.name} ε={epsilon} seed {seed}: AUROC {mean_of(runs[-1], 0):.4f} "
+            f"AUPRC {mean_of(runs[-1], 1):.4f} ε spent {trained.epsilon:.3f} "
+            f"({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+    return runs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed, no DP and ε=3, 2 points")
+    parser.add_argument(
+        "--quick", action="store_true", help="GRU, 1500 patients, 1 seed, no DP and ε=3"
+    )
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument(
+        "--tune", action="store_true", help="choose lr and epochs per model on validation (GRID)"
+    )
+    parser.add_argument("--no-extras", action="store_true", help="skip the LR/majority rows")
+    parser.add_argument("--seeds", type=int, default=len(SEEDS))
     parser.add_argument("--config", type=Path, default=CONFIG)
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # stable on a shared machine; oversubscribed threads crawl
     base = load_config(args.config, environ={})
-    seeds = SEEDS[:1] if args.quick else SEEDS
-    settings: tuple[float | None, ...] = (None, TUNE_AT) if args.quick else (None, *EPSILONS)
-    grid = GRID[:2] if args.quick else GRID
-    tuning_seeds = TUNING_SEEDS[:1] if args.quick else TUNING_SEEDS
+    seeds = SEEDS[: args.seeds]
+    settings: tuple[float | None, ...] = (None, *EPSILONS)
+    models = args.models.split(",")
+    grid, tuning_seeds = GRID, TUNING_SEEDS
+    if args.quick:
+        base.data.samples, seeds, settings = 1500, SEEDS[:1], (None, TUNE_AT)
+        models = ["gru"] if args.models == ",".join(MODELS) else models
+        grid, tuning_seeds = GRID[:1], TUNING_SEEDS[:1]
     started = time.perf_counter()
     results: dict[str, dict[float | None, list[Scores]]] = {}
     selections: dict[str, tuning.Selection] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        for name in args.models.split(","):
+        for name in models:
             model_base = base.model_copy(deep=True)
             model_base.model.name = name
-            chosen = {}
-            for label, epsilon in (("no DP", None), (f"ε = {TUNE_AT:g}", TUNE_AT)):
-                run = configured(model_base, 0, epsilon, "fedavg")
-                selection = tuning.select(run, auroc_validation(epsilon), root, grid, tuning_seeds)
-                selections[f"{name}, {label}"] = selection
-                chosen[epsilon] = selection.chosen
+            chosen = chosen_values(model_base, args.tune, grid, tuning_seeds)
+            selections |= {
+                f"{name}, {'no DP' if e is None else f'ε = {e:g}'}": s
+                for e, s in chosen.items()
+                if s is not None
+            }
             results[name] = {}
             for epsilon in settings:
-                tuned = tuning.with_hyperparameters(
-                    model_base, chosen[None if epsilon is None else TUNE_AT]
+                selection = chosen[None if epsilon is None else TUNE_AT]
+                tuned = (
+                    model_base
+                    if selection is None
+                    else tuning.with_hyperparameters(model_base, selection.chosen)
                 )
-                runs = []
-                for seed in seeds:
-                    hospitals = load_federation(tuned.data, seed)
-                    run = configured(tuned, seed, epsilon, "fedavg")
-                    trained = federated(run, hospitals, epsilon, Path(tempfile.mkdtemp(dir=root)))
-                    runs.append(model_scores(run, trained.state, hospitals))
-                results[name][epsilon] = runs
-            print(f"[{time.perf_counter() - started:.0f} s] {name} done", flush=True)
-    federations = [load_federation(base.data, seed) for seed in seeds]
-    results[LR_ROW] = {None: [summary_scores(h) for h in federations]}
-    results[MAJORITY] = {None: [majority_scores(h) for h in federations]}
+                results[name][epsilon] = scored_runs(tuned, epsilon, seeds, Path(scratch))
+    if not args.no_extras:
+        federations = [cached_federation(base.data, seed) for seed in seeds]
+        results[LR_ROW] = {None: [summary_scores(h) for h in federations]}
+        results[MAJORITY] = {None: [majority_scores(h) for h in federations]}
     data, training = base.data, base.training
     print(
-        f"Synthetic vitals: {data.samples} patients, {data.num_hospitals} hospitals "
+        f"\nSynthetic vitals: {data.samples} patients, {data.num_hospitals} hospitals "
         f"({data.partition}), {data.sequence_length} steps of {data.sequence_step:g} h; "
         f"FedAvg {base.rounds} rounds, batch {training.batch_size}, {training.optimizer}, "
         f"hidden {base.model.hidden_size}, clip {base.privacy.max_grad_norm:g}, "
@@ -178,7 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hospitals of the exact test AUROC / AUPRC / prevalence\n"
     )
     print(report(results))
-    print(f"\nChosen on validation ({len(tuning_seeds)} tuning seed(s), mean AUROC):\n")
+    if selections:
+        print(f"\nChosen on validation ({len(tuning_seeds)} tuning seed(s), mean AUROC):\n")
+    else:
+        print(
+            f"\nTraining values: the config's (lr {training.learning_rate:g}, "
+            f"{training.local_epochs} local epoch(s)), chosen on validation rows (docs)."
+        )
     for label, selection in selections.items():
         print(
             f"- {label}: {selection.chosen.label()} (validation AUROC "
