@@ -188,12 +188,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-extras", action="store_true", help="skip the LR/majority rows")
     parser.add_argument("--seeds", type=int, default=len(SEEDS))
+    parser.add_argument(
+        "--settings",
+        default=",".join(["none", *(f"{e:g}" for e in EPSILONS)]),
+        help="privacy settings: 'none' (no DP) or ε values",
+    )
     parser.add_argument("--config", type=Path, default=CONFIG)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # stable on a shared machine; oversubscribed threads crawl
     base = load_config(args.config, environ={})
     seeds = SEEDS[: args.seeds]
-    settings: tuple[float | None, ...] = (None, *EPSILONS)
+    settings = tuple(None if e == "none" else float(e) for e in args.settings.split(","))
     models = args.models.split(",")
     grid, tuning_seeds = GRID, TUNING_SEEDS
     if args.quick:
