@@ -33,7 +33,15 @@ class DataConfig(StrictModel):
     image_size: int = Field(default=28, ge=8)
     image_channels: Literal[1, 3] = 1
     sequence_length: int = Field(default=48, ge=4)
-    sequence_features: int = Field(default=4, ge=1)
+    sequence_step: float = Field(
+        default=1.0,
+        gt=0,
+        description="sequences: time per grid step, in the CSV's time unit (e.g. hours); "
+        "a patient's grid is the last sequence_length steps before its last measurement",
+    )
+    sequence_features: int = Field(
+        default=4, ge=1, le=4, description="synthetic sequences: how many vitals to simulate"
+    )
     feature_bounds: dict[str, tuple[float, float]] | None = Field(
         default=None,
         description="heart_disease: [low, high] per numeric feature replacing the clinical "

@@ -9,7 +9,8 @@ from medfed.shared.data.base import HospitalData, split_train_test
 from medfed.shared.data.heart_disease import load_heart_disease
 from medfed.shared.data.imaging import read_medmnist, synthetic_lesions
 from medfed.shared.data.partition import natural_partition, partition_indices
-from medfed.shared.data.sequences import read_vitals_csv, synthetic_vitals
+from medfed.shared.data.sequences import read_vitals_csv, vitals_frame_to_grids
+from medfed.shared.data.vitals_synthetic import synthetic_vitals
 from medfed.shared.errors import DataError
 
 
@@ -36,13 +37,29 @@ def load_federation(data: DataConfig, seed: int) -> list[HospitalData]:
         return _split(features, labels, int(labels.max()) + 1, data, seed, None)
     if data.path is not None:
         features, labels, sites = read_vitals_csv(
-            data.path, data.sequence_length, data.hospital_column, data.channel_ranges
+            data.path,
+            data.sequence_length,
+            data.hospital_column,
+            data.channel_ranges,
+            data.sequence_step,
         )
-    else:
-        features, labels = synthetic_vitals(
-            data.samples, data.sequence_length, data.sequence_features, seed, data.channel_ranges
+    else:  # generated rows take the CSV's path; the generator names each patient's site
+        frame = synthetic_vitals(
+            data.samples,
+            data.sequence_length,
+            data.sequence_features,
+            seed,
+            data.num_hospitals or 1,
+            data.sequence_step,
         )
-        sites = None
+        features, labels, sites = vitals_frame_to_grids(
+            frame,
+            "synthetic vitals",
+            data.sequence_length,
+            data.sequence_step,
+            "hospital",
+            data.channel_ranges,
+        )
     return _split(features, labels, 2, data, seed, sites)  # binary: not read from the labels
 
 

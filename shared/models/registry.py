@@ -23,6 +23,7 @@ from medfed.shared.errors import ConfigError
 from medfed.shared.models.cnn import cnn
 from medfed.shared.models.recurrent import gru, lstm
 from medfed.shared.models.tabular import logistic, mlp
+from medfed.shared.models.transformer import transformer
 
 Builder = Callable[[tuple[int, ...], int, int, int], nn.Module]
 
@@ -40,6 +41,7 @@ MODELS: dict[str, ModelSpec] = {
     "cnn": ModelSpec(cnn, "ew", 3),
     "gru": ModelSpec(gru, "hooks", 2),
     "lstm": ModelSpec(lstm, "hooks", 2),
+    "transformer": ModelSpec(transformer, "hooks", 2),
 }
 
 

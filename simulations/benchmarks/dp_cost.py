@@ -9,7 +9,7 @@ empty batch, which medfed's Poisson-sampled trainer draws; the steps go through 
 own `backward`, so a mode counts as safe exactly when medfed can take that step. Times are the
 fastest of the interleaved repeats (as `timeit` advises): on a shared machine other processes
 only ever add time, and they add it unevenly to the variants.
-Run: python -m medfed.simulations.benchmarks.dp_cost [--quick] [--threads N]
+Run: python -m medfed.simulations.benchmarks.dp_cost [--quick] [--threads N] [--models a,b]
 """
 
 from __future__ import annotations
@@ -35,9 +35,18 @@ from medfed.shared.models import MODELS, build_model
 from medfed.shared.models.recurrent import SequenceClassifier
 
 MODES = ("hooks", "functorch", "ew", "ghost")
-SHAPES = {"logistic": (13,), "mlp": (13,), "cnn": (1, 28, 28), "gru": (48, 4), "lstm": (48, 4)}
+SEQUENCE = (48, 9)  # a vitals grid: 4 values, 4 observed indicators, the step mask
+SHAPES = {
+    "logistic": (13,),
+    "mlp": (13,),
+    "cnn": (1, 28, 28),
+    "gru": SEQUENCE,
+    "lstm": SEQUENCE,
+    "transformer": SEQUENCE,
+}
 PLAIN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
-TARGETS = {"mlp": 2.0, "cnn": 1.5, "gru": 6.0, "lstm": 6.0}  # private / non-private (issue)
+# private / non-private (issues 6 and 13); the Transformer against its own non-private step
+TARGETS = {"mlp": 2.0, "cnn": 1.5, "gru": 6.0, "lstm": 6.0, "transformer": 3.0}
 HIDDEN = 32
 NON_PRIVATE, PLAIN_RNN = "non-private", "plain nn.RNN"
 
@@ -124,6 +133,8 @@ def measure_row(name: str, batch: int, warmups: int, repeats: int) -> Row:
     torch.manual_seed(0)
     shape = SHAPES[name]
     x, y = torch.randn(batch, *shape), torch.randint(0, 2, (batch,))
+    if shape == SEQUENCE:
+        x[..., -1] = 1.0  # every step real (the step mask)
     model = build_model(ModelConfig(name=name, hidden_size=HIDDEN), shape, 2)
     row, steps = Row(), {NON_PRIVATE: plain_step(copy.deepcopy(model))}
     if name in PLAIN_CELLS:
@@ -218,7 +229,7 @@ def report(rows: dict[tuple[str, int], Row]) -> str:
         "| model | auto (registry) | fastest (geo-mean over batches) | fastest safe |",
         "|---|---|---|---|",
     ]
-    for name in MODELS:
+    for name in dict.fromkeys(name for name, _ in rows):
         lines.append(
             f"| {name} | {MODELS[name].grad_sample_mode} | {overall(rows, name, False)} "
             f"| {overall(rows, name, True)} |"
@@ -234,7 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)"
     )
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated registry names (default all)"
+    )
     args = parser.parse_args(argv)
+    names = args.models.split(",")
     torch.set_num_threads(args.threads)
     batches, warmups, repeats = ((64,), 1, 2) if args.quick else ((64, 256), 3, 20)
     for notice in ("Secure RNG turned off", "Full backward hook is firing"):  # once per engine
@@ -242,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     rows = {
         (name, batch): measure_row(name, batch, warmups, repeats)
-        for name in MODELS
+        for name in names
         for batch in batches
     }
     print(

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from medfed.shared.config import RunConfig
+from medfed.shared.config import DataConfig, RunConfig
 from medfed.shared.data import HospitalData, load_federation
 
 VALIDATION_FRACTION = 0.25
@@ -108,11 +108,13 @@ def select(
     root: Path,
     grid: Sequence[HyperParameters] = GRID,
     seeds: Sequence[int] = TUNING_SEEDS,
+    load: Callable[[DataConfig, int], list[HospitalData]] = load_federation,
 ) -> Selection:
     """Run `score(run, validation hospitals, fresh scratch dir)` for every point and seed.
 
-    `score` returns the mean over hospitals of the validation ('test') accuracy; `base`
-    fixes everything else (privacy on/off and ε included).
+    `score` returns the mean over hospitals of the validation ('test') score (accuracy,
+    or AUROC for the vitals benchmark); `base` fixes everything else (privacy on/off and ε
+    included). `load` gives a seed's federation (a benchmark may pass a cached one).
     """
     started = time.perf_counter()
     accuracy = {}
@@ -121,7 +123,7 @@ def select(
         for seed in seeds:
             run = with_hyperparameters(base, point)
             run.seed = seed
-            hospitals = [validation_split(h) for h in load_federation(run.data, seed)]
+            hospitals = [validation_split(h) for h in load(run.data, seed)]
             runs.append(score(run, hospitals, Path(tempfile.mkdtemp(dir=root))))
         accuracy[point] = statistics.mean(runs)
     chosen = max(grid, key=lambda point: accuracy[point])  # max keeps the first of equals

@@ -306,3 +306,16 @@ def test_ew_takes_empty_poisson_batches_as_counted_noise_steps():
     for _ in range(40):
         expected.step(noise_multiplier=1.0, sample_rate=q)
     assert outcome.history == expected.history
+
+
+def test_the_transformer_takes_counted_dp_steps_with_hooks():
+    from medfed.shared.models import MODELS
+
+    assert MODELS["transformer"].grad_sample_mode == "hooks"
+    torch.manual_seed(0)
+    before = build_model(ModelConfig(name="transformer", hidden_size=8), (6, 3), 2).state_dict()
+    q, steps = poisson_plan(40, 8)
+    outcome = _train_shaped("transformer", (6, 3), "hooks", 8, 1.0, 1.0)
+    assert outcome.steps == steps and outcome.history == [(1.0, q, steps)]
+    assert all(torch.isfinite(v).all() for v in outcome.state_dict.values())
+    assert any(not torch.equal(outcome.state_dict[k], before[k]) for k in before)

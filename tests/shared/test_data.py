@@ -8,7 +8,7 @@ from medfed.shared.config import DataConfig
 from medfed.shared.data import load_federation
 from medfed.shared.data.imaging import read_medmnist, synthetic_lesions
 from medfed.shared.data.partition import dirichlet_partition, iid_partition, natural_partition
-from medfed.shared.data.sequences import read_vitals_csv, synthetic_vitals
+from medfed.shared.data.sequences import read_vitals_csv
 from medfed.shared.errors import DataError
 
 
@@ -97,8 +97,9 @@ def test_vitals_csv_long_format_to_sequences(tmp_path):
     path = tmp_path / "vitals.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     sequences, labels, sites = read_vitals_csv(path, sequence_length=8, hospital_column="hospital")
-    # Every configured channel (4 by default), whatever the file measures: a fixed input shape.
-    assert sequences.shape == (3, 8, 4) and labels.tolist() == [0, 1, 1]
+    # Every configured channel (4 by default), whatever the file measures: a fixed input shape
+    # of 4 values, 4 observed indicators and the step mask.
+    assert sequences.shape == (3, 8, 9) and labels.tolist() == [0, 1, 1]
     assert sites.tolist() == ["north", "south", "north"]
 
 
@@ -109,17 +110,6 @@ def test_vitals_csv_missing_column_is_named(tmp_path):
     )
     with pytest.raises(DataError, match="no column 'channel'"):
         read_vitals_csv(path, 4, "hospital")
-
-
-def test_synthetic_vitals_deteriorating_patients_drift():
-    sequences, labels = synthetic_vitals(400, 24, 4, seed=0)
-    heart_rate_end = sequences[:, -1, 0] * 100 + 120  # back to bpm: range 20-220
-    assert heart_rate_end[labels == 1].mean() > heart_rate_end[labels == 0].mean() + 15
-
-
-def test_synthetic_vitals_are_scaled_into_the_unit_interval():
-    sequences, _ = synthetic_vitals(200, 12, 6, seed=1)
-    assert sequences.dtype == np.float32 and np.all(np.abs(sequences) <= 1.0)
 
 
 @pytest.mark.parametrize("dataset", ["imaging", "sequences"])

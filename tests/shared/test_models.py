@@ -6,7 +6,16 @@ from medfed.shared.config import ModelConfig
 from medfed.shared.errors import ConfigError
 from medfed.shared.models import MODELS, build_model
 
-SHAPES = {"logistic": (13,), "mlp": (13,), "cnn": (3, 28, 28), "gru": (24, 4), "lstm": (24, 4)}
+SEQUENCE = (24, 9)  # vitals grid: 4 values, 4 observed indicators, the step mask
+SHAPES = {
+    "logistic": (13,),
+    "mlp": (13,),
+    "cnn": (3, 28, 28),
+    "gru": SEQUENCE,
+    "lstm": SEQUENCE,
+    "transformer": SEQUENCE,
+}
+SEQUENCE_MODELS = ["gru", "lstm", "transformer"]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -82,6 +91,7 @@ def test_opacus_per_sample_gradients_of_recurrent_models_match_one_sample_at_a_t
     torch.manual_seed(0)
     model = build_model(ModelConfig(name=name, hidden_size=5, num_layers=2), (6, 3), 2)
     sequences, labels = torch.randn(4, 6, 3), torch.tensor([0, 1, 1, 0])
+    sequences[..., -1] = (torch.arange(6) >= torch.tensor([[0], [2], [5], [1]])).float()
     wrapped = GradSampleModule(model, loss_reduction="sum")
     torch.nn.functional.cross_entropy(wrapped(sequences), labels, reduction="sum").backward()
     per_sample = {n: p.grad_sample.clone() for n, p in model.named_parameters()}
@@ -92,3 +102,87 @@ def test_opacus_per_sample_gradients_of_recurrent_models_match_one_sample_at_a_t
         loss.backward()
         for n, p in model.named_parameters():
             torch.testing.assert_close(per_sample[n][i], p.grad, atol=1e-6, rtol=1e-5)
+
+
+def padded_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random grids whose first `pad[i]` steps are padding (step mask 0), and that mask."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(6, *SEQUENCE, generator=generator)
+    pad = torch.tensor([0, 3, 10, 23, 1, 12])
+    real = torch.arange(SEQUENCE[0])[None, :] >= pad[:, None]
+    x[..., -1] = real.float()
+    return x, real
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_padded_steps_change_neither_output_nor_gradients(name):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, hidden_size=8, num_layers=2), SEQUENCE, 2)
+    x, real = padded_batch()
+    noisy = x.clone()
+    noisy[..., :-1] = torch.where(real[..., None], x[..., :-1], 1e3 * torch.randn_like(x[..., :-1]))
+    outputs, grads = [], []
+    for batch in (x, noisy):
+        model.zero_grad()
+        out = model(batch)
+        out.sum().backward()
+        outputs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    for first, second in zip(*grads, strict=True):
+        torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_the_mask_is_used_real_steps_do_change_the_output(name):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, hidden_size=8), SEQUENCE, 2)
+    x, real = padded_batch()
+    changed = x.clone()
+    changed[:, -2, :-1] += 1.0  # a real step of every sequence
+    assert not torch.allclose(model(x), model(changed))
+    unmasked = x.clone()
+    unmasked[..., -1] = 1.0  # the same values read as real steps
+    assert not torch.allclose(model(x)[1:], model(unmasked)[1:])  # row 0 has no padding
+
+
+def test_transformer_of_a_sequence_with_no_real_step_is_finite():
+    model = build_model(ModelConfig(name="transformer"), SEQUENCE, 2)
+    assert torch.isfinite(model(torch.zeros(2, *SEQUENCE))).all()
+
+
+def test_transformer_hidden_size_must_split_into_heads():
+    with pytest.raises(ConfigError, match="model.hidden_size = 30.*multiple of 4"):
+        build_model(ModelConfig(name="transformer", hidden_size=30), SEQUENCE, 2)
+
+
+def test_opacus_per_sample_gradients_of_the_transformer_match_one_sample_at_a_time():
+    from opacus import GradSampleModule
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="transformer", hidden_size=8, num_layers=2), SEQUENCE, 2)
+    x, _ = padded_batch()
+    labels = torch.tensor([0, 1, 1, 0, 1, 0])
+    wrapped = GradSampleModule(model, loss_reduction="sum")
+    torch.nn.functional.cross_entropy(wrapped(x), labels, reduction="sum").backward()
+    per_sample = {n: p.grad_sample.clone() for n, p in model.named_parameters()}
+    wrapped._close()
+    for i in range(len(labels)):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[i : i + 1]), labels[i : i + 1]).backward()
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(per_sample[n][i], p.grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_recurrent_state_does_not_move_on_padding_so_its_length_does_not_matter(name):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, hidden_size=8, num_layers=2), SEQUENCE, 2)
+    x, _ = padded_batch()
+    shorter = torch.cat([x[:1, 5:], torch.zeros(1, 5, SEQUENCE[1])], 1)  # 19 real, 5 padded
+    shorter = shorter.roll(5, dims=1)
+    longer = torch.cat([torch.zeros(1, 5, SEQUENCE[1]), x[:1, 5:]], 1)
+    torch.testing.assert_close(model(shorter), model(longer))
+    padded_first = longer.clone()
+    padded_first[0, :5, -1] = 1.0  # the same zeros read as real steps: a different state
+    assert not torch.allclose(model(padded_first), model(longer))

@@ -234,8 +234,10 @@ def test_adding_a_patient_with_heart_rate_1e4_leaves_every_other_patient_bit_ide
     outlier = pd.DataFrame(vitals_rows("p99", 1, "north", [80.0, 1e4, 1e4], spo2=-5.0))
     after, _, _ = read(pd.concat([base, outlier]), tmp_path / "after.csv")
     assert after[:-1].tobytes() == before.tobytes()
-    # Channels in sorted order of the configured ranges: heart_rate 0, spo2 2.
-    assert np.all(after[-1, -2:, 0] == 1.0) and np.all(after[-1, :, 2] == -1.0)
+    # Channels in sorted order of the configured ranges: heart_rate 0, spo2 2; 3 readings on
+    # a grid of 8 steps: steps 0-4 are padding (all zero, step mask 0).
+    assert np.all(after[-1, -2:, 0] == 1.0) and np.all(after[-1, 5:, 2] == -1.0)
+    assert np.all(after[-1, :5] == 0.0) and np.all(after[-1, 5:, -1] == 1.0)
 
 
 def test_a_test_split_patients_values_do_not_move_any_training_patient(tmp_path):
@@ -297,7 +299,8 @@ def test_channel_ranges_add_a_channel_and_override_a_known_one(tmp_path):
     frame.loc[frame.channel == "spo2", "channel"] = "lactate"
     ranges = {"lactate": (0.0, 194.0), "heart_rate": (70.0, 130.0)}
     sequences, _, _ = read(frame, tmp_path / "v.csv", channel_ranges=ranges)
-    lactate_first, heart_rate_first = sequences[0, 0, 1], sequences[0, 0, 0]  # columns sorted
+    # Columns sorted; p0's 5 readings fill steps 3-7 of 8.
+    lactate_first, heart_rate_first = sequences[0, 3, 1], sequences[0, 3, 0]
     assert lactate_first == 0.0 and heart_rate_first == -1.0  # 97 mid of [0, 194]; 70 low
 
 
@@ -313,7 +316,9 @@ def test_a_channel_the_patient_never_had_sits_at_the_range_midpoint(tmp_path):
     frame = vitals_frame()
     frame = frame[~((frame.patient == "p0") & (frame.channel == "spo2"))]
     sequences, _, _ = read(frame, tmp_path / "v.csv")
-    assert np.all(sequences[0, :, 1] == 0.0)
+    spo2, spo2_observed = 2, 4 + 2  # value and indicator columns (channels sorted)
+    assert np.all(sequences[0, :, spo2] == 0.0) and np.all(sequences[0, :, spo2_observed] == 0.0)
+    assert np.all(sequences[1, 3:, spo2_observed] == 1.0)  # another patient's were read
 
 
 # --- images -------------------------------------------------------------------------------

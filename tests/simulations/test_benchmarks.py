@@ -128,6 +128,24 @@ def test_demo_seeds_quick_reads_the_exact_test_metrics_of_a_real_simulation():
     assert re.search(r"≥ 0\.72 at ε ≤ 1: (met|NOT met)", stdout)
 
 
+@pytest.mark.slow
+def test_utility_vitals_quick_prints_auroc_auprc_and_prevalence_rows():
+    stdout = _quick("utility_vitals")
+    ((header, rows),) = _tables(stdout)
+    assert header == ["model", "metric", "no DP", "ε=3"]
+    names = [(row[0], row[1]) for row in rows]
+    models = ["gru", "logistic regression on summaries (non-private)", "majority class"]
+    assert names == [(m, k) for m in models for k in ("AUROC", "AUPRC", "prevalence")]
+    cells = {(row[0], row[1]): row[2:] for row in rows}
+    prevalence = float(MEAN_STD.match(cells[("gru", "prevalence")][0]).group(1))
+    assert 0.03 < prevalence < 0.2
+    assert cells[("majority class", "AUROC")] == ["0.5000 ± 0.0000", "—"]
+    assert MEAN_STD.match(cells[("majority class", "AUPRC")][0]).group(1) == f"{prevalence:.4f}"
+    for value in cells[("gru", "AUROC")]:
+        assert 0.0 <= float(MEAN_STD.match(value).group(1)) <= 1.0
+    assert re.search(r"gru, ε = 3: AUROC \d\.\d{4} vs target ≥ 0\.85: (met|NOT met)", stdout)
+
+
 def test_dp_cost_quick_times_every_model_and_mode():
     stdout = _quick("dp_cost")
     (times_header, times), (ratio_header, ratios), (_, summary) = _tables(stdout)[:3]

@@ -68,10 +68,15 @@ def test_imaging_cnn_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_vitals_rnn_runs(tmp_path):
-    _simulate("vitals_rnn.toml", tmp_path / "rnn", "rounds=1", "data.samples=300")
-    privacy = json.loads((tmp_path / "rnn" / "privacy.json").read_text())
-    assert len(privacy) == 3 and all(entry["epsilon"] <= 3.0 for entry in privacy.values())
+@pytest.mark.parametrize("model", ["gru", "lstm", "transformer"])
+def test_vitals_rnn_runs(tmp_path, model):
+    out = tmp_path / model
+    _simulate("vitals_rnn.toml", out, "rounds=1", "data.samples=300", f"model.name={model}")
+    privacy = json.loads((out / "privacy.json").read_text())
+    assert sorted(privacy) == ["hospital_0", "hospital_1", "hospital_2"]  # generated sites
+    assert all(0 < entry["epsilon"] <= 3.0 for entry in privacy.values())
+    exact = json.loads((out / "exact_evaluation.json").read_text())["hospitals"]
+    assert all(0.0 <= scores["auroc"] <= 1.0 for scores in exact.values())
 
 
 @pytest.mark.slow
