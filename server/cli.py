@@ -120,6 +120,8 @@ def start(
         run_dir = RunDirectory.create(out, federation.run).root.resolve()
         rounds = federation.run.rounds
     flwr_home, port = run_dir / "superlink", free_port()
+    while port == deployment.port:  # nginx takes that one (on 127.0.0.1 too, in tests)
+        port = free_port()
     tls = None if insecure else loopback_tls(flwr_home)
     write_connection(flwr_home, port, tls)
     link = proxy = runner = None
