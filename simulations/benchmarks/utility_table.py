@@ -9,7 +9,8 @@ accuracy on rows carved from the training splits, at ε = 1 for every DP column 
 for the no-DP column; the test splits are scored once, with those values.
 Metric: the final model's exact test accuracy and AUROC (the benchmark holds every split),
 mean over hospitals, mean ± std over seeds.
-Run: python -m medfed.simulations.benchmarks.utility_table [--config C] [--quick]
+Run: python -m medfed.simulations.benchmarks.utility_table [--config C] [--grid small]
+    [--tuning-seeds N] [--quick]
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from medfed.simulations.exact import exact_metrics
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "breast_cancer.toml"
 SEEDS = (0, 1, 2)
 METRICS = ("accuracy", "auroc")
+# `--grid small`: tuning.GRID's one-epoch points at learning rates 0.5-2 (for a loaded machine).
+SMALL_GRID = tuple(p for p in tuning.GRID if p.local_epochs == 1 and p.learning_rate <= 2.0)
 
 
 @dataclass(frozen=True)
@@ -131,12 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quick", action="store_true", help="1 seed, ε=1 only, a 2-point grid (smoke run)"
     )
     parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--grid", choices=("full", "small"), default="full")
+    parser.add_argument("--tuning-seeds", type=int, default=len(tuning.TUNING_SEEDS))
     args = parser.parse_args(argv)
     base = load_config(args.config, environ={})
     seeds = SEEDS[:1] if args.quick else SEEDS
     settings: tuple[float | None, ...] = (None, 1.0) if args.quick else (None, *EPSILONS)
-    grid = tuning.GRID[:2] if args.quick else tuning.GRID
-    tuning_seeds = tuning.TUNING_SEEDS[:1] if args.quick else tuning.TUNING_SEEDS
+    grid = tuning.GRID[:2] if args.quick else SMALL_GRID if args.grid == "small" else tuning.GRID
+    tuning_seeds = tuning.TUNING_SEEDS[: 1 if args.quick else args.tuning_seeds]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
