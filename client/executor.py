@@ -119,11 +119,8 @@ def warm_up(node_config_path: Path) -> None:
 
 def run_task(runtime_api_address: str, token: str) -> int:
     """Run one task in a fork of this process (Flower's `run_clientapp`); its exit code."""
-    from flwr.common.constant import APP_DIR
-    from flwr.supercore.utils import get_flwr_home
-    from flwr.supernode.runtime.run_clientapp import run_clientapp
-
     from medfed.client.app_bundle import refuse_bundle_code
+    from medfed.shared.flower_internals import APP_DIR, get_flwr_home, run_clientapp
 
     parent = os.getpid()
     child = os.fork()
@@ -153,12 +150,15 @@ def run_task(runtime_api_address: str, token: str) -> int:
 
 def runtime_client(runtime_api_address: str, secret: bytes):  # noqa: ANN201 - Flower's client
     """A client of the SuperNode's Runtime API that signs task requests with `secret`."""
-    from flwr.supercore.interceptors import SuperExecAuthHttpInterceptor
-    from flwr.supercore.retry import make_simple_http_retry_invoker
-    from flwr.supercore.runtime import RuntimeHttpClient
+    from medfed.shared.flower_internals import (
+        ACQUIRE_TASK_METHOD,
+        RuntimeHttpClient,
+        SuperExecAuthHttpInterceptor,
+        make_simple_http_retry_invoker,
+    )
 
     signer = SuperExecAuthHttpInterceptor(
-        master_secret=secret, protected_methods=frozenset({"/flwr.proto.Runtime/AcquireTask"})
+        master_secret=secret, protected_methods=frozenset({ACQUIRE_TASK_METHOD})
     )
     return RuntimeHttpClient.from_server_address(
         server_address=runtime_api_address,
@@ -171,8 +171,7 @@ def runtime_client(runtime_api_address: str, secret: bytes):  # noqa: ANN201 - F
 
 def acquire(client) -> tuple[int, str] | None:  # noqa: ANN001 - Flower's RuntimeHttpClient
     """The next ClientApp task waiting at the SuperNode as (task id, token), or None."""
-    from flwr.proto.runtime_pb2 import AcquireTaskRequest
-    from flwr.supercore.constant import TaskType
+    from medfed.shared.flower_internals import AcquireTaskRequest, TaskType
 
     acquired = client.AcquireTask(AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP]))
     if acquired.HasField("task") and acquired.token:

@@ -26,6 +26,7 @@ from medfed.shared.errors import EvaluationBudgetExceeded
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.instruction import RoundInstruction
 from medfed.shared.models import build_model, model_spec
+from medfed.shared.privacy.calibrate import NoiseCalibrator
 from medfed.shared.privacy.ledger import PrivacyLedger
 from medfed.shared.secagg.config import SecureAggregationConfig
 
@@ -56,6 +57,9 @@ class HospitalSettings:
     # Simulation only: sampling and every DP noise drawn from a key derived from the run's seed
     # (reproducible, so not secret). A deployed hospital draws a fresh 256-bit key per release.
     seeded_noise: bool = False
+    # Answers repeated noise-calibration questions from its cache: whoever builds settings per
+    # message (a loader) passes its own long-lived one.
+    calibrator: NoiseCalibrator = field(default_factory=NoiseCalibrator, compare=False, repr=False)
 
     def torch_device(self) -> torch.device:
         wants_cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())

@@ -15,7 +15,7 @@ from medfed.client.counts import COUNT_SENSITIVITY
 from medfed.client.trainer import NoiseSettings, poisson_plan
 from medfed.shared.errors import EvaluationBudgetExceeded, PolicyViolation, PrivacyBudgetExceeded
 from medfed.shared.instruction import RoundInstruction
-from medfed.shared.privacy.accounting import calibrate_noise, epsilon_of
+from medfed.shared.privacy.accounting import epsilon_of
 from medfed.shared.privacy.chain import stream_of
 from medfed.shared.privacy.ledger import LedgerPlan, PrivacyLedger
 
@@ -54,7 +54,8 @@ def plan_training(
     """Noise and step count for this round so that every planned remaining step of the run
     fits the budget. The run may bring ε to min(ε before the run + target_epsilon,
     max_epsilon); σ is calibrated at the run's first round and re-checked against the
-    remaining plan each round (recalibrated only when the plan no longer fits). `size` is the
+    remaining plan each round (one accountant evaluation; recalibrated, starting from that σ,
+    only when the plan no longer fits). `size` is the
     released (DP) training-set size: the Poisson rate and Opacus's expected batch size
     follow from it, never from the true n.
 
@@ -75,31 +76,26 @@ def plan_training(
     before_run = ledger.epsilon_before_run(instruction.run_id, delta, accountant)
     target = min(before_run + instruction.target_epsilon, settings.max_epsilon)
 
-    def projected(sigma: float) -> float:
-        return epsilon_of([*history, (sigma, sample_rate, remaining_steps)], delta, accountant)
-
     earlier = ledger.rounds_of_run(instruction.run_id)
-    sigma = float(earlier[-1]["noise_multiplier"]) if earlier else 0.0
-    if sigma <= 0 or projected(sigma) > target:
-        found = calibrate_noise(
-            history,
-            target,
-            delta,
-            sample_rate,
-            remaining_steps,
-            accountant,
-            settings.max_noise_multiplier,
+    sigma = settings.calibrator.noise_for(
+        history,
+        target,
+        delta,
+        sample_rate,
+        remaining_steps,
+        accountant,
+        settings.max_noise_multiplier,
+        keep=float(earlier[-1]["noise_multiplier"]) if earlier else None,
+    )
+    if sigma is None:
+        spent = ledger.epsilon("train", delta, accountant)
+        raise PrivacyBudgetExceeded(
+            f"hospital '{settings.name}': {remaining_steps} more steps would exceed the "
+            f"privacy budget (spent ε={spent:.4f}, max_epsilon={settings.max_epsilon}, "
+            f"δ={delta}) even at the largest allowed noise",
+            spent_epsilon=spent,
+            max_epsilon=settings.max_epsilon,
         )
-        if found is None:
-            spent = ledger.epsilon("train", delta, accountant)
-            raise PrivacyBudgetExceeded(
-                f"hospital '{settings.name}': {remaining_steps} more steps would exceed the "
-                f"privacy budget (spent ε={spent:.4f}, max_epsilon={settings.max_epsilon}, "
-                f"δ={delta}) even at the largest allowed noise",
-                spent_epsilon=spent,
-                max_epsilon=settings.max_epsilon,
-            )
-        sigma = found
     plan = LedgerPlan(
         type="round",
         run_id=instruction.run_id,
@@ -131,8 +127,9 @@ def window_epsilon(ledger: PrivacyLedger, plan: LedgerPlan, window_days: float) 
 
 
 def evaluation_noise(settings) -> float:
-    """σ such that `max_evaluations` releases fit `max_evaluation_epsilon` exactly."""
-    sigma = calibrate_noise(
+    """σ such that `max_evaluations` releases fit `max_evaluation_epsilon` exactly (the same
+    question every round: the hospital's calibrator answers it from its cache)."""
+    sigma = settings.calibrator.noise_for(
         [],
         settings.max_evaluation_epsilon,
         settings.delta,

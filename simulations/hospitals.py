@@ -15,6 +15,7 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from medfed.client.hospital import HospitalSettings
+from medfed.client.planning import evaluation_noise
 from medfed.shared.config.models import RunConfig
 from medfed.shared.crypto.identity import (
     KEY_SUFFIX,
@@ -25,6 +26,7 @@ from medfed.shared.crypto.identity import (
 )
 from medfed.shared.data import HospitalData
 from medfed.shared.data.store import load_hospital_data, save_hospital_data
+from medfed.shared.privacy.calibrate import NoiseCalibrator
 from medfed.shared.privacy.ledger import ledger_file_name
 
 PEERS_FILE = "peers.toml"
@@ -57,12 +59,18 @@ class SimulatedHospitals:
 
     def __init__(self, run: RunConfig, ledger_dir: Path, data_dir: Path) -> None:
         self.run, self.ledger_dir, self.data_dir = run, ledger_dir, data_dir
+        # Each worker process gets its own copy of this loader and its calibrator: answers
+        # depend on the question alone, so the hospitals of one worker share them. The
+        # evaluation noise is the same question for every hospital: answered once, here.
+        self.calibrator = NoiseCalibrator()
+        if run.privacy.enabled:
+            evaluation_noise(settings_for(run, "any", ledger_dir, self.calibrator))
 
     def __call__(self, context: Context) -> tuple[HospitalData, HospitalSettings]:
         # One worker per simulated hospital: torch must not oversubscribe the cores it shares.
         torch.set_num_threads(max(1, int(self.run.simulation.cpus_per_hospital)))
         data = load_partition(self.data_dir, int(context.node_config["partition-id"]))
-        return data, settings_for(self.run, data.name, self.ledger_dir)
+        return data, settings_for(self.run, data.name, self.ledger_dir, self.calibrator)
 
 
 def identity_dir(ledger_dir: Path) -> Path:
@@ -80,7 +88,9 @@ def prepare_identities(names: list[str], ledger_dir: Path) -> None:
     write_peers(folder / PEERS_FILE, pins)
 
 
-def settings_for(run: RunConfig, name: str, ledger_dir: Path) -> HospitalSettings:
+def settings_for(
+    run: RunConfig, name: str, ledger_dir: Path, calibrator: NoiseCalibrator | None = None
+) -> HospitalSettings:
     privacy = run.privacy
     folder = identity_dir(ledger_dir)
     return HospitalSettings(
@@ -99,6 +109,7 @@ def settings_for(run: RunConfig, name: str, ledger_dir: Path) -> HospitalSetting
         seeded_noise=True,  # a simulation reproduces from its seed (see HospitalSettings)
         identity_key=folder / f"{file_stem(name)}{KEY_SUFFIX}",
         peers_file=folder / PEERS_FILE,
+        calibrator=calibrator or NoiseCalibrator(),
     )
 
 

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 from flwr.app import Message
 from flwr.serverapp import Grid
-from flwr.supercore.run import Run
+
+from medfed.shared.flower_internals import Run
 
 
 class PollingGrid(Grid):

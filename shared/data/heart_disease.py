@@ -153,16 +153,19 @@ def feature_matrix(columns: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def scale_features(
-    raw: np.ndarray, bounds: dict[str, tuple[float, float]]
+    raw: np.ndarray,
+    bounds: dict[str, tuple[float, float]],
+    names: list[str] = FEATURE_NAMES,
 ) -> tuple[np.ndarray, dict[str, tuple[int, int]]]:
-    """Each row alone: numeric columns clipped to `bounds` and mapped onto [-1, 1].
+    """Each row alone: the columns in `bounds` (named by `names`, the columns of `raw`) clipped
+    to their range and mapped onto [-1, 1].
 
-    Returns float32 features and, per numeric column, (values below, values above) the range.
+    Returns float32 features and, per ranged column, (values below, values above) the range.
     """
     scaled = raw.copy()
     clipped = {}
     for column, (low, high) in bounds.items():
-        index = FEATURE_NAMES.index(column)
+        index = names.index(column)
         values = raw[:, index]
         clipped[column] = (int((values < low).sum()), int((values > high).sum()))
         unit = (np.clip(values, low, high) - (low + high) / 2) / ((high - low) / 2)

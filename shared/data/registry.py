@@ -6,6 +6,7 @@ import numpy as np
 
 from medfed.shared.config.models import DataConfig
 from medfed.shared.data.base import HospitalData, split_train_test
+from medfed.shared.data.breast_cancer import SPLIT_SEED, load_breast_cancer_records
 from medfed.shared.data.heart_disease import load_heart_disease
 from medfed.shared.data.imaging import read_medmnist, synthetic_lesions
 from medfed.shared.data.partition import natural_partition, partition_indices
@@ -27,6 +28,11 @@ def load_federation(data: DataConfig, seed: int) -> list[HospitalData]:
         features = np.concatenate([h.x_train for h in hospitals] + [h.x_test for h in hospitals])
         labels = np.concatenate([h.y_train for h in hospitals] + [h.y_test for h in hospitals])
         return _split(features, labels, 2, data, seed, None)
+    if data.dataset == "breast_cancer":  # fixed hospitals: the split ignores the run's seed
+        features, labels, sites = load_breast_cancer_records(
+            data.path, data.hospital_column, data.feature_bounds
+        )
+        return _split(features, labels, 2, data, SPLIT_SEED, sites)
     if data.dataset == "imaging":
         if data.path is not None:
             features, labels = read_medmnist(data.path)

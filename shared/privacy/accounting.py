@@ -1,4 +1,5 @@
-"""Privacy accounting on Opacus accountants: ε of a step history and noise for a budget.
+"""Privacy accounting on Opacus accountants: ε of a step history (noise for a budget:
+`medfed.shared.privacy.calibrate`).
 
 A history is Opacus's own format: a list of (noise_multiplier, sample_rate, steps).
 """
@@ -47,43 +48,3 @@ def epsilon_of(history: Sequence[tuple[float, float, int]], delta: float, accoun
     if isinstance(composed, RDPAccountant):
         return float(composed.get_epsilon(delta=delta, alphas=RDP_ORDERS))
     return float(composed.get_epsilon(delta=delta))
-
-
-def calibrate_noise(
-    history: Sequence[tuple[float, float, int]],
-    target_epsilon: float,
-    delta: float,
-    sample_rate: float,
-    steps: int,
-    accountant: str,
-    max_noise_multiplier: float,
-    tolerance: float = 0.005,
-) -> float | None:
-    """Smallest noise multiplier (to `tolerance` in ε) such that `history` plus `steps` more
-    steps at `sample_rate` stays at or under `target_epsilon`; None if even
-    `max_noise_multiplier` overshoots. The returned σ always satisfies the bound (the search
-    keeps its upper end feasible), so rounding never under-counts.
-    """
-
-    def total(sigma: float) -> float:
-        return epsilon_of([*history, (sigma, sample_rate, steps)], delta, accountant)
-
-    if total(max_noise_multiplier) > target_epsilon:
-        return None
-    low, high = 0.0, max_noise_multiplier
-    probe = 1.0
-    while probe < high and total(probe) <= target_epsilon:  # shrink the bracket quickly
-        high, probe = probe, probe / 2
-        if probe < 0.05:
-            break
-    low = probe if probe < high else low
-    for _ in range(60):
-        mid = (low + high) / 2
-        eps_mid = total(mid)
-        if eps_mid <= target_epsilon:
-            high = mid
-            if target_epsilon - eps_mid <= tolerance:
-                break
-        else:
-            low = mid
-    return high

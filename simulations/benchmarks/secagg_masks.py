@@ -58,7 +58,7 @@ def medfed_generator(size: int) -> Callable[[], object]:
 def flower_generator(size: int) -> Callable[[], object] | None:
     """Flower's SecAgg+ mask generator, or None when flwr is not installed."""
     try:
-        from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
+        from medfed.shared.flower_internals import pseudo_rand_gen
     except ImportError:
         return None
     return lambda: pseudo_rand_gen(os.urandom(32), 2**FIELD_BITS, [(size,)])

@@ -10,8 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 from flwr.app import ConfigRecord, Context, RecordDict
-from flwr.proto.runtime_pb2 import AcquireTaskRequest
-from flwr.supercore.constant import TaskType
 
 from medfed.client.client_app import answer
 from medfed.client.executor import ExecutorProcess, acquire, runtime_client
@@ -21,6 +19,7 @@ from medfed.shared.config import RunConfig
 from medfed.shared.crypto.identity import create_hospital_identity
 from medfed.shared.data import load_federation
 from medfed.shared.errors import HospitalUnavailable
+from medfed.shared.flower_internals import AcquireTaskRequest, TaskType
 from medfed.shared.instruction import instruction_record
 from medfed.shared.models import build_model
 from medfed.shared.privacy.verify import ledger_epsilon

@@ -1,6 +1,6 @@
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from flwr.proto.node_pb2 import NodeInfo
+from flwr.proto.node_pb2 import NodeInfo  # noqa: TID251 - a test builds Flower's node record
 
 from medfed.server.identities import HospitalIdentities
 

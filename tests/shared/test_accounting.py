@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 from opacus.accountants import PRVAccountant, RDPAccountant
 
 from medfed.shared.errors import ConfigError
-from medfed.shared.privacy.accounting import RDP_ORDERS, calibrate_noise, epsilon_of
+from medfed.shared.privacy.accounting import RDP_ORDERS, epsilon_of
+from medfed.shared.privacy.calibrate import calibrate_noise
 
 HISTORIES = [
     [(1.1, 0.01, 1000)],

@@ -78,6 +78,28 @@ def test_utility_quick_prints_every_row_with_parsable_accuracies():
         assert bold[0][:3] == row[1:4]  # learning rate, epochs, class-weighted
 
 
+@pytest.mark.slow
+def test_utility_table_quick_scores_accuracy_and_auroc_of_every_breast_cancer_row():
+    stdout = _quick("utility_table")
+    chosen, accuracy, auroc, (spent_header, spent_rows), grid = _tables(stdout)
+    assert [row[0] for row in chosen[1]] == ["no DP", "ε=1 (sets every DP column)"]
+    local = [f"local: hospital_{i}, own test" for i in range(4)]
+    names = ["pooled", *local, "local: mean of 4, own test", "local: mean of 4, all 4 tests"]
+    majority = "majority class (each hospital's training split)"
+    for (header, rows), metric in ((accuracy, "accuracy"), (auroc, "auroc")):
+        assert header == [metric, "no DP", "ε=1"]
+        assert [row[0] for row in rows] == [majority, *names, "fedavg"]
+        for row in rows:
+            for cell in row[1:]:
+                mean, std = map(float, MEAN_STD.match(cell).groups())
+                assert 0.0 <= mean <= 1.0 and std == 0.0  # one seed
+    assert auroc[1][0][1:] == ["0.5000 ± 0.0000"] * 2  # a constant score ranks nothing
+    assert spent_header == ["setting", "max ε spent, target 1"]
+    assert [row[0] for row in spent_rows] == [*names, "fedavg"]
+    assert all(0.9 < float(row[1]) <= 1.0 for row in spent_rows)
+    assert len(grid[1]) == 2
+
+
 def _hospital(labels, test_size=10):
     features = np.arange(len(labels), dtype=np.float32)[:, None]
     test = np.full((test_size, 1), -1.0, dtype=np.float32)

@@ -80,6 +80,21 @@ def test_vitals_rnn_runs(tmp_path, model):
 
 
 @pytest.mark.slow
+def test_breast_cancer_runs_on_its_four_fixed_hospitals(tmp_path):
+    _simulate("breast_cancer.toml", tmp_path / "bc", "rounds=2")
+    lines = [
+        json.loads(line) for line in (tmp_path / "bc" / "metrics.jsonl").read_text().splitlines()
+    ]
+    hospitals = {f"hospital_{i}" for i in range(4)}
+    assert [line["phase"] for line in lines] == ["train", "train", "final"]
+    assert all(set(line["hospitals"]) == hospitals for line in lines)
+    privacy = json.loads((tmp_path / "bc" / "privacy.json").read_text())
+    assert set(privacy) == hospitals and all(0.9 < e["epsilon"] <= 1.0 for e in privacy.values())
+    exact = json.loads((tmp_path / "bc" / "exact_evaluation.json").read_text())["hospitals"]
+    assert sum(m["num_examples"] for m in exact.values()) == 195  # 569 patients, 34 % tested
+
+
+@pytest.mark.slow
 def test_same_seed_reproduces_the_run(tmp_path):
     _simulate("heart_disease.toml", tmp_path / "a", "rounds=1")
     _simulate("heart_disease.toml", tmp_path / "b", "rounds=1")
