@@ -63,7 +63,9 @@ def resized(image: np.ndarray, size: int) -> np.ndarray:
     return out[0].clamp(0.0, 1.0).numpy()
 
 
-def stack_images(images: list[np.ndarray], sources: list[Path], size: int, resize: bool) -> np.ndarray:
+def stack_images(
+    images: list[np.ndarray], sources: list[Path], size: int, resize: bool
+) -> np.ndarray:
     """Resize each C×H×W image to size×size (or, with `resize` off, require one common size).
 
     Raises:

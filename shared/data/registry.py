@@ -6,12 +6,12 @@ import numpy as np
 
 from medfed.shared.config.models import DataConfig
 from medfed.shared.data.base import HospitalData, split_train_test
-from medfed.shared.data.heart_disease import load_heart_disease
 from medfed.shared.data.dicom import read_dicom_folder
+from medfed.shared.data.heart_disease import load_heart_disease
 from medfed.shared.data.image_folder import read_image_folder
 from medfed.shared.data.imaging import read_medmnist, synthetic_lesions
-from medfed.shared.data.pixels import ImageSet
 from medfed.shared.data.partition import natural_partition, partition_indices
+from medfed.shared.data.pixels import ImageSet
 from medfed.shared.data.sequences import read_vitals_csv, synthetic_vitals
 from medfed.shared.errors import DataError
 
