@@ -76,9 +76,7 @@ def test_recipe_learns_lesions_under_dp_at_epsilon_3(recipe, one_thread):
     )
     noise = NoiseSettings(sigma, recipe.privacy.max_grad_norm, 1.0, "rdp", 400.0)
     randomness = SecureRandom.from_seed("imaging recipe")
-    outcome = train_locally(
-        model, images[:400], labels[:400], training, noise, [], CPU, randomness
-    )
+    outcome = train_locally(model, images[:400], labels[:400], training, noise, [], CPU, randomness)
     assert outcome.steps == steps
     probabilities, _ = predict(model, images[400:], labels[400:], CPU)
     assert roc_auc_score(labels[400:], probabilities[:, 1]) >= 0.9
