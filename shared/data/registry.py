@@ -7,9 +7,12 @@ import numpy as np
 from medfed.shared.config.models import DataConfig
 from medfed.shared.data.base import HospitalData, split_train_test
 from medfed.shared.data.breast_cancer import SPLIT_SEED, load_breast_cancer_records
+from medfed.shared.data.dicom import read_dicom_folder
 from medfed.shared.data.heart_disease import load_heart_disease
+from medfed.shared.data.image_folder import read_image_folder
 from medfed.shared.data.imaging import read_medmnist, synthetic_lesions
 from medfed.shared.data.partition import natural_partition, partition_indices
+from medfed.shared.data.pixels import ImageSet
 from medfed.shared.data.sequences import read_vitals_csv, vitals_frame_to_grids
 from medfed.shared.data.vitals_synthetic import synthetic_vitals
 from medfed.shared.errors import DataError
@@ -34,13 +37,16 @@ def load_federation(data: DataConfig, seed: int) -> list[HospitalData]:
         )
         return _split(features, labels, 2, data, SPLIT_SEED, sites)
     if data.dataset == "imaging":
-        if data.path is not None:
-            features, labels = read_medmnist(data.path)
-        else:
-            features, labels = synthetic_lesions(
-                data.samples, data.image_size, data.image_channels, seed
-            )
-        return _split(features, labels, int(labels.max()) + 1, data, seed, None)
+        images = load_images(data, seed)
+        return _split(
+            images.images,
+            images.labels,
+            images.num_classes,
+            data,
+            seed,
+            images.sites,
+            images.patients,
+        )
     if data.path is not None:
         features, labels, sites = read_vitals_csv(
             data.path,
@@ -69,6 +75,19 @@ def load_federation(data: DataConfig, seed: int) -> list[HospitalData]:
     return _split(features, labels, 2, data, seed, sites)  # binary: not read from the labels
 
 
+def load_images(data: DataConfig, seed: int) -> ImageSet:
+    """The configured images: a DICOM or PNG/JPEG folder, a MedMNIST file, or synthetic."""
+    if data.image_format == "dicom":
+        return read_dicom_folder(data)
+    if data.image_format == "png":
+        return read_image_folder(data)
+    if data.path is not None:
+        features, labels = read_medmnist(data.path)
+        return ImageSet(features, labels, int(labels.max()) + 1)
+    features, labels = synthetic_lesions(data.samples, data.image_size, data.image_channels, seed)
+    return ImageSet(features, labels, 2)
+
+
 def _split(
     features: np.ndarray,
     labels: np.ndarray,
@@ -76,7 +95,9 @@ def _split(
     data: DataConfig,
     seed: int,
     sites: np.ndarray | None,
+    patients: np.ndarray | None = None,
 ) -> list[HospitalData]:
+    """Hospitals, then each one's train/test split; `patients` keeps a patient in one place."""
     if data.partition == "natural":
         if sites is None:
             raise DataError(
@@ -84,12 +105,30 @@ def _split(
                 "sample's hospital; this data has none (use partition = 'iid' or 'dirichlet')"
             )
         groups = natural_partition(sites)
-    else:
+    elif patients is None:
         parts = partition_indices(
             labels, data.partition, data.num_hospitals or 1, data.dirichlet_alpha, seed
         )
         groups = {f"hospital_{i:0{len(str(len(parts)))}d}": part for i, part in enumerate(parts)}
+    else:  # partition patients (by each one's first label), then take their records
+        _, first, patient_of = np.unique(patients, return_index=True, return_inverse=True)
+        parts = partition_indices(
+            labels[first], data.partition, data.num_hospitals or 1, data.dirichlet_alpha, seed
+        )
+        width = len(str(len(parts)))
+        groups = {
+            f"hospital_{i:0{width}d}": np.flatnonzero(np.isin(patient_of, part))
+            for i, part in enumerate(parts)
+        }
     return [
-        split_train_test(name, features[idx], labels[idx], num_classes, data.test_fraction, seed)
+        split_train_test(
+            name,
+            features[idx],
+            labels[idx],
+            num_classes,
+            data.test_fraction,
+            seed,
+            None if patients is None else patients[idx],
+        )
         for name, idx in groups.items()
     ]

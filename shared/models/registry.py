@@ -4,7 +4,7 @@ Dense models use per-sample hooks. Ghost clipping (≈ 20× faster on a 1M-param
 offered: a coordinator can send a model whose output overflows for chosen records, and ghost
 clipping's second backward pass mixes such a record's non-finite gradient into the sum, where
 hooks let the hospital zero it per record (client/dp_sgd.py) so the clipped sum moves by ≤ C.
-The CNN uses `ew` (torch's expanded weights): Opacus has no ghost norm for Conv2d/GroupNorm,
+The CNN uses `ew` (torch's expanded weights): Opacus has no ghost norm for Conv2d,
 and `ew` beats hooks; the trainer turns its empty Poisson batches into noise-only steps.
 Recurrent models use hooks: each of their Linear layers runs once per sequence
 (models/recurrent.py), where hooks beat ghost's second backward pass and `ew` cannot run.

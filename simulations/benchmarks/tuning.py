@@ -151,11 +151,11 @@ def grid_table(selections: dict[str, Selection]) -> str:
     return "\n".join(lines)
 
 
-def chosen_table(selections: dict[str, Selection], seeds: int) -> str:
-    """What each selection chose and the validation accuracy that chose it, as Markdown."""
+def chosen_table(selections: dict[str, Selection], seeds: int, metric: str = "accuracy") -> str:
+    """What each selection chose and the validation score that chose it, as Markdown."""
     lines = [
         "| selection (FedAvg on validation) | learning rate | epochs/round | class-weighted | "
-        f"validation accuracy (mean of 4, {seeds} seed(s)) |",
+        f"validation {metric} (mean of 4, {seeds} seed(s)) |",
         "|---|---:|---:|---|---:|",
     ]
     for name, selection in selections.items():

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from medfed.simulations.synthetic_dicom import WINDOW_CENTER, WINDOW_WIDTH, write_dicom_folder
+
 ROOT = Path(__file__).resolve().parents[2]
 MEDFED = [sys.executable, "-c", "from medfed.simulations.cli import main; main()"]
 
@@ -65,6 +67,28 @@ def test_imaging_cnn_runs(tmp_path):
     _simulate("imaging_cnn.toml", tmp_path / "img", "rounds=2", "data.samples=400")
     final = json.loads((tmp_path / "img" / "metrics.jsonl").read_text().splitlines()[-1])
     assert final["phase"] == "final" and len(final["hospitals"]) == 4
+
+
+@pytest.mark.slow
+def test_imaging_cnn_runs_on_a_dicom_folder(tmp_path):
+    labels = write_dicom_folder(tmp_path / "export", samples=320, image_size=32, seed=0)
+    out = tmp_path / "dicom-run"
+    _simulate(
+        "imaging_cnn.toml",
+        out,
+        "rounds=2",
+        'data.image_format="dicom"',
+        f'data.path="{tmp_path / "export"}"',
+        f'data.labels_path="{labels}"',
+        'data.classes=["normal", "lesion"]',
+        f"data.window_center={WINDOW_CENTER}",
+        f"data.window_width={WINDOW_WIDTH}",
+    )
+    exact = json.loads((out / "exact_evaluation.json").read_text())["hospitals"]
+    assert len(exact) == 4 and sum(m["num_examples"] for m in exact.values()) > 0
+    privacy = json.loads((out / "privacy.json").read_text())
+    assert all(0 < entry["epsilon"] <= 3.0 for entry in privacy.values())
+    assert 'image_format = "dicom"' in (out / "config.toml").read_text()
 
 
 @pytest.mark.slow
