@@ -58,6 +58,10 @@ INTERNALS: dict[str, tuple[str, str]] = {
         "flwr.supercore.run",
         "server/deployment/grid.py: the type of Grid.run / Grid.set_run",
     ),
+    "router": (
+        "flwr.superlink.routers.fleet.router",
+        "server/deployment/proxy.py: the Fleet API's routes, the only ones nginx passes",
+    ),
     "pseudo_rand_gen": (
         "flwr.common.secure_aggregation.secaggplus_utils",
         "simulations/benchmarks/secagg_masks.py: Flower's SecAgg+ mask generator, the "

@@ -57,7 +57,7 @@ def nginx_binary(search_path: str | None = None) -> str:
 
 def fleet_paths() -> list[str]:
     """Every route of Flower's Fleet API (what a SuperNode calls), from Flower's router."""
-    from flwr.superlink.routers.fleet.router import router
+    from medfed.shared.flower_internals import router
 
     paths = sorted(
         route.path

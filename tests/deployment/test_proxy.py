@@ -5,7 +5,7 @@ import re
 import subprocess
 
 import pytest
-from flwr.supernode.fleet_http_client import FleetHttpClient
+from flwr.supernode.fleet_http_client import FleetHttpClient  # noqa: TID251 - a SuperNode's client
 
 from medfed.server.deployment.config import DeploymentConfig
 from medfed.server.deployment.proxy import fleet_paths, nginx_binary, nginx_config
