@@ -6,7 +6,8 @@ secure aggregation off, one CPU per hospital (Ray runs as many hospitals at once
 cores). Each size runs in a child process (a fresh Ray); peak memory is summed over that
 process and every descendant (Ray's GCS, raylet, agents, workers), sampled every 0.5 s: RSS
 (shared library pages counted in every process) and PSS (shared pages split between them).
-Run: python -m medfed.simulations.benchmarks.scale [--hospitals 100 1000] [--rounds 3] [--quick]
+Run: python -m medfed.simulations.benchmarks.scale [--hospitals 100 1000] [--rounds 3] [--floor]
+    [--quick]
 """
 
 from __future__ import annotations
@@ -45,17 +46,20 @@ def overrides(hospitals: int, rounds: int, per_hospital: int, image_size: int) -
     ]
 
 
-def child(settings: list[str], out: Path) -> None:
-    """One run in this process."""
+def child(settings: list[str], out: Path, kind: str = "medfed") -> None:
+    """One run in this process; kind "noop": sim_overhead's no-op ClientApp (the floor)."""
     from medfed.shared.config import load_config
+    from medfed.simulations.benchmarks.sim_overhead import noop_client_app
     from medfed.simulations.runner import simulate
 
-    simulate(load_config(CONFIG, settings, environ={}), out)
+    app = noop_client_app() if kind == "noop" else None
+    simulate(load_config(CONFIG, settings, environ={}), out, client_app=app)
 
 
-def measure(settings: list[str], out: Path) -> dict[str, float]:
+def measure(settings: list[str], out: Path, kind: str = "medfed") -> dict[str, float]:
     """Run one size in a child process; its round times and the tree's peak memory."""
     command = [sys.executable, "-m", "medfed.simulations.benchmarks.scale", "--child", str(out)]
+    command += ["--kind", kind]
     started = time.perf_counter()
     with subprocess.Popen(
         [*command, *settings], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -87,10 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-hospital", type=int, default=100, help="samples per hospital")
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="20 hospitals, 1 round")
+    parser.add_argument(
+        "--floor", action="store_true", help="also run the no-op ClientApp: × floor column"
+    )
     parser.add_argument("--child", metavar="OUT", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="medfed", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.child:
-        child(rest, Path(args.child))
+        child(rest, Path(args.child), args.kind)
         return 0
     sizes, rounds = ([20], 1) if args.quick else (args.hospitals, args.rounds)
     print(
@@ -99,18 +107,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{SAMPLED} hospitals sampled per round, secure aggregation off, {os.cpu_count()} cores"
     )
     print(
-        "| hospitals | s / round (rounds 2..) | round 1 s | final evaluation s (hospitals) "
-        "| start-up + teardown s | wall s | peak RSS sum | peak PSS sum | ≤ 2 GB (RSS / PSS) |"
+        "| hospitals | app | s / round (rounds 2..) | × floor | round 1 s "
+        "| final evaluation s (hospitals) | start-up + teardown s | wall s | peak RSS sum "
+        "| peak PSS sum | ≤ 2 GB (RSS / PSS) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    kinds = ("noop", "medfed") if args.floor else ("medfed",)
+    floor: float | None = None
     with tempfile.TemporaryDirectory() as scratch:
-        for hospitals in sizes:
+        for hospitals, kind in ((size, kind) for size in sizes for kind in kinds):
             settings = overrides(hospitals, rounds, args.per_hospital, args.image_size)
-            result = measure(settings, Path(scratch) / f"scale{hospitals}")
+            result = measure(settings, Path(scratch) / f"{kind}{hospitals}", kind)
+            floor = result["round"] if kind == "noop" else floor
+            times = f"{result['round'] / floor:.2f}" if floor else "—"
             rss, pss = result["peak_rss"], result["peak_pss"]
             verdict = " / ".join("yes" if peak <= TARGET_BYTES else "no" for peak in (rss, pss))
+            app = "no-op ClientApp (floor)" if kind == "noop" else "medfed DP hospitals"
             print(
-                f"| {hospitals} | {result['round']:.2f} | {result['first']:.2f} "
+                f"| {hospitals} | {app} | {result['round']:.2f} | {times} | {result['first']:.2f} "
                 f"| {result['final']:.2f} ({result['final_hospitals']}) "
                 f"| {result['startup']:.1f} | {result['wall']:.1f} | {rss / 1024**2:,.0f} MB "
                 f"| {pss / 1024**2:,.0f} MB | {verdict} |",

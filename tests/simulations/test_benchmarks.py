@@ -207,8 +207,9 @@ def test_scale_quick_simulates_20_hospitals_and_reports_round_time_and_memory():
     stdout = _quick("scale")
     ((header, rows),) = _tables(stdout)
     assert header[0] == "hospitals" and "peak PSS sum" in header
-    ((hospitals, per_round, first, final, *_, rss, pss, verdict),) = rows
+    ((hospitals, app, per_round, times, first, final, *_, rss, pss, verdict),) = rows
     assert hospitals == "20" and float(per_round) > 0 and float(first) > 0
+    assert app == "medfed DP hospitals" and times == "—"  # no floor run without --floor
     assert final.endswith("(10)")  # the final model is scored by a sample, not all 20
     assert float(rss.removesuffix(" MB").replace(",", "")) > 0
     assert float(pss.removesuffix(" MB").replace(",", "")) > 0
