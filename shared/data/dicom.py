@@ -17,8 +17,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from medfed.shared.config.models import DataConfig
-from medfed.shared.data.label_sheet import read_label_sheet
-from medfed.shared.data.pixels import ImageSet, stack_images, to_channels
+from medfed.shared.data.label_sheet import LabelRow, labelled_images, read_label_sheet
+from medfed.shared.data.pixels import ImageSet, to_channels
 from medfed.shared.errors import DataError
 
 # Files in an export folder that are not images: skipped, not reported as unreadable.
@@ -86,7 +86,7 @@ def read_dicom_folder(data: DataConfig) -> ImageSet:
         data.classes,
         site_column=data.hospital_column,
     )
-    images, sources, labels, patients, sites = [], [], [], [], []
+    images, sources, rows = [], [], []
     for source in dicom_files(folder):
         try:
             dataset = pydicom.dcmread(source)
@@ -107,17 +107,7 @@ def read_dicom_folder(data: DataConfig) -> ImageSet:
         pixels = windowed(dataset, data.window_center, data.window_width, source)
         images.append(to_channels(pixels, data.image_channels, source))
         sources.append(source)
-        labels.append(sheet[key].label)
-        patients.append(patient)
-        sites.append(sheet[key].site)
+        rows.append(LabelRow(sheet[key].label, patient, sheet[key].site))
     if not images:
         raise DataError(f"{folder}: no DICOM files found (set data.path to the export folder)")
-    stacked = stack_images(images, sources, data.image_size, data.resize)
-    has_sites = all(site is not None for site in sites)
-    return ImageSet(
-        stacked,
-        np.asarray(labels, dtype=np.int64),
-        len(data.classes),
-        np.asarray(patients),
-        np.asarray(sites) if has_sites else None,
-    )
+    return labelled_images(images, sources, rows, len(data.classes), data.image_size, data.resize)

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from medfed.shared.config.models import DataConfig
-from medfed.shared.data.label_sheet import read_label_sheet
-from medfed.shared.data.pixels import ImageSet, stack_images, to_channels
+from medfed.shared.data.label_sheet import labelled_images, read_label_sheet
+from medfed.shared.data.pixels import ImageSet, to_channels
 from medfed.shared.errors import DataError
 
 SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}  # Pillow's modes for 16-bit grey PNGs
@@ -69,13 +69,6 @@ def read_image_folder(data: DataConfig) -> ImageSet:
             )
         images.append(to_channels(read_image_file(source), data.image_channels, source))
         sources.append(source)
-    stacked = stack_images(images, sources, data.image_size, data.resize)
-    rows = list(sheet.values())
-    has_sites = all(row.site is not None for row in rows)
-    return ImageSet(
-        stacked,
-        np.asarray([row.label for row in rows], dtype=np.int64),
-        len(data.classes),
-        np.asarray([row.patient for row in rows]),
-        np.asarray([row.site for row in rows]) if has_sites else None,
+    return labelled_images(
+        images, sources, list(sheet.values()), len(data.classes), data.image_size, data.resize
     )

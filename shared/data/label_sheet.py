@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from medfed.shared.data.pixels import ImageSet, stack_images
 from medfed.shared.errors import DataError
 
 
@@ -69,3 +71,28 @@ def read_label_sheet(
         site = record[site_column].strip() if has_site else None
         rows[key] = LabelRow(index[label], patient, site)
     return rows
+
+
+def labelled_images(
+    images: list[np.ndarray],
+    sources: list[Path],
+    rows: list[LabelRow],
+    num_classes: int,
+    size: int,
+    resize: bool,
+) -> ImageSet:
+    """The images (resized, stacked) with each one's label, patient and site (sites only when
+    every row has one).
+
+    Raises:
+        DataError: no images, or mixed sizes without `resize`.
+    """
+    stacked = stack_images(images, sources, size, resize)
+    sites = [row.site for row in rows]
+    return ImageSet(
+        stacked,
+        np.asarray([row.label for row in rows], dtype=np.int64),
+        num_classes,
+        np.asarray([row.patient for row in rows]),
+        np.asarray(sites) if all(site is not None for site in sites) else None,
+    )

@@ -40,7 +40,6 @@ GRID = tuple(
     for rate in (0.25, 0.5, 1.0, 2.0)
 )
 TARGETS = {None: 0.97, 1.0: 0.80, 3.0: 0.90}  # the issue's, mean hospital AUROC
-NO_DP, PRIVATE = "no DP", "ε=1 (sets every DP column)"
 MAJORITY, FEDAVG = "majority class (own training split)", "FedAvg, DP CNN recipe"
 
 
@@ -136,20 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        selections = {
-            name: tuning.select(
-                utility.configured(base, 0, epsilon, "fedavg"),
-                fedavg_score(epsilon),
-                root,
-                grid,
-                tuning_seeds,
-            )
-            for name, epsilon in ((NO_DP, None), (PRIVATE, 1.0))
-        }
-        tuned = {
-            e: tuning.with_hyperparameters(base, selections[NO_DP if e is None else PRIVATE].chosen)
-            for e in settings
-        }
+        selections, tuned = utility.tuned_runs(
+            base, fedavg_score, settings, grid, tuning_seeds, root
+        )
         tuned_seconds = time.perf_counter() - started
         results = {e: [one_seed(tuned[e], seed, e, root) for seed in seeds] for e in settings}
     model, training = base.model, base.training

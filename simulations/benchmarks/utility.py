@@ -20,7 +20,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,6 +275,29 @@ def report(results: dict[float | None, list[dict[str, Score]]], base: RunConfig)
     return "\n".join(lines)
 
 
+def tuned_runs(
+    base: RunConfig,
+    scorer: Callable[[float | None], tuning.Scorer],
+    settings: Sequence[float | None],
+    grid: Sequence[tuning.HyperParameters],
+    tuning_seeds: Sequence[int],
+    root: Path,
+) -> tuple[dict[str, tuning.Selection], dict[float | None, RunConfig]]:
+    """tuning.py's two selections (FedAvg without DP; at ε = 1 for every DP column), scored
+    by `scorer(epsilon)`, and the run of each privacy setting with its selection's values."""
+    selections = {
+        name: tuning.select(
+            configured(base, 0, epsilon, "fedavg"), scorer(epsilon), root, grid, tuning_seeds
+        )
+        for name, epsilon in ((NO_DP, None), (PRIVATE, 1.0))
+    }
+    tuned = {
+        e: tuning.with_hyperparameters(base, selections[NO_DP if e is None else PRIVATE].chosen)
+        for e in settings
+    }
+    return selections, tuned
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -290,20 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        selections = {
-            name: tuning.select(
-                configured(base, 0, epsilon, "fedavg"),
-                fedavg_validation(epsilon),
-                root,
-                grid,
-                tuning_seeds,
-            )
-            for name, epsilon in ((NO_DP, None), (PRIVATE, 1.0))
-        }
-        tuned = {
-            e: tuning.with_hyperparameters(base, selections[NO_DP if e is None else PRIVATE].chosen)
-            for e in settings
-        }
+        selections, tuned = tuned_runs(base, fedavg_validation, settings, grid, tuning_seeds, root)
         tuned_seconds = time.perf_counter() - started
         results = {e: [one_seed(tuned[e], seed, e, root) for seed in seeds] for e in settings}
     print(

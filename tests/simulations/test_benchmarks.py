@@ -106,6 +106,22 @@ def _hospital(labels, test_size=10):
     return HospitalData("H", features, np.array(labels), test, np.zeros(test_size, np.int64), 2)
 
 
+@pytest.mark.slow
+def test_imaging_utility_quick_prints_auroc_beside_a_majority_baseline():
+    from medfed.simulations.benchmarks.imaging_utility import FEDAVG, MAJORITY
+
+    stdout = _quick("imaging_utility")
+    chosen, (auroc_header, auroc_rows), (accuracy_header, _), grid = _tables(stdout)
+    assert [row[0] for row in chosen[1]] == ["no DP", "ε=1 (sets every DP column)"]
+    assert auroc_header == ["mean hospital AUROC", "no DP", "ε=1"]
+    assert accuracy_header[0] == "mean hospital accuracy"
+    rows = {row[0]: row[1:] for row in auroc_rows}
+    assert set(rows) == {MAJORITY, FEDAVG}
+    assert all(MEAN_STD.match(cell) for cells in rows.values() for cell in cells)
+    assert rows[MAJORITY] == ["0.5000 ± 0.0000"] * 2  # a constant score ranks nothing
+    assert len(grid[1]) == 2 and "(target 1)" in stdout
+
+
 def test_validation_split_takes_a_stratified_quarter_of_the_training_rows_only():
     hospital = _hospital([0] * 40 + [1] * 60)
     carved = tuning.validation_split(hospital)
