@@ -34,7 +34,12 @@ class DataConfig(StrictModel):
     )
     partition: Literal["natural", "iid", "dirichlet"] = "natural"
     hospital_column: str = "dataset"
-    num_hospitals: int | None = Field(default=None, ge=1)
+    num_hospitals: int | None = Field(
+        default=None,
+        ge=1,
+        description="iid/dirichlet: hospitals to split into; synthetic sequences: also the "
+        "sites the generator draws (with partition = 'natural', one hospital per site)",
+    )
     dirichlet_alpha: float = Field(default=0.5, gt=0)
     test_fraction: float = Field(default=0.34, gt=0, lt=1)
     samples: int = Field(default=1200, ge=10, description="synthetic generators only")
@@ -164,9 +169,9 @@ class TrainingConfig(StrictModel):
     class_weighted: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # "auto" picks the mode medfed uses for the model (shared/models/registry.py): hooks for
-    # dense and recurrent models, ew for the CNN. "ew" is not offered by hand (it cannot run
-    # every model); "functorch" crashes on empty Poisson batches; ghost clipping cannot drop a
-    # record whose gradient is not finite, so a hospital never uses it.
+    # dense, recurrent and Transformer models, ew for the CNN. "ew" is not offered by hand (it
+    # cannot run every model); "functorch" crashes on empty Poisson batches; ghost clipping
+    # cannot drop a record whose gradient is not finite, so a hospital never uses it.
     grad_sample_mode: Literal["auto", "hooks"] = "auto"
 
 

@@ -1,4 +1,4 @@
-"""Model registry: CNN (images), GRU/LSTM (sequences), logistic/MLP (tabular)."""
+"""Model registry: CNN (images), GRU/LSTM/Transformer (sequences), logistic/MLP (tabular)."""
 
 from medfed.shared.models.registry import MODELS, build_model, model_spec
 

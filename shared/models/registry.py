@@ -8,6 +8,8 @@ The CNN uses `ew` (torch's expanded weights): Opacus has no ghost norm for Conv2
 and `ew` beats hooks; the trainer turns its empty Poisson batches into noise-only steps.
 Recurrent models use hooks: each of their Linear layers runs once per sequence
 (models/recurrent.py), where hooks beat ghost's second backward pass and `ew` cannot run.
+The Transformer uses hooks: its Linear/LayerNorm layers run once per sequence, and hooks were
+the fastest mode measured (models/transformer.py).
 Measurements: docs/benchmarks.md, DP cost.
 """
 

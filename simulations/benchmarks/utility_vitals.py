@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tune", action="store_true", help="choose lr and epochs per model on validation (GRID)"
     )
     parser.add_argument("--no-extras", action="store_true", help="skip the LR/majority rows")
-    parser.add_argument("--seeds", type=int, default=len(SEEDS))
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="e.g. 0,1,2")
+    parser.add_argument("--set", action="append", default=[], help="config override key=value")
     parser.add_argument(
         "--settings",
         default=",".join(["none", *(f"{e:g}" for e in EPSILONS)]),
@@ -196,10 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=CONFIG)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # stable on a shared machine; oversubscribed threads crawl
-    base = load_config(args.config, environ={})
-    seeds = SEEDS[: args.seeds]
+    base = load_config(args.config, args.set, environ={})
+    seeds = tuple(int(seed) for seed in args.seeds.split(","))
     settings = tuple(None if e == "none" else float(e) for e in args.settings.split(","))
-    models = args.models.split(",")
+    models = [name for name in args.models.split(",") if name]  # "" = only the extras
     grid, tuning_seeds = GRID, TUNING_SEEDS
     if args.quick:
         base.data.samples, seeds, settings = 1500, SEEDS[:1], (None, TUNE_AT)
