@@ -105,12 +105,17 @@ def _inputs(schema: dict[str, Any]) -> str:
             f"<p>{schema['image_size']}×{schema['image_size']} pixels, {schema['channels']} "
             f"channel(s), PNG or DICOM; window: {_text(schema['window'])}.</p>"
         )
+    units = schema.get("channel_units", {})
     rows = [
-        [_text(name), f"{low:g} … {high:g}"]
+        [_text(name), _text(units.get(name)), f"{low:g} … {high:g}"]
         for name, (low, high) in schema["channel_ranges"].items()
     ]
-    return f"<p>{schema['sequence_length']} time steps per channel, oldest first.</p>" + _table(
-        ["channel", "accepted range"], rows, 9
+    return (
+        f"<p>Per patient: measurement times ({_text(schema['time_unit'])}) and per channel one "
+        "value per time (null where not measured). Grid: "
+        f"{schema['sequence_length']} steps of {schema['sequence_step']:g}. "
+        f"{_text(schema['grid'])}</p>"
+        + _table(["channel", "unit", "accepted range (outside: refused, 422)"], rows, 9)
     )
 
 

@@ -2,10 +2,17 @@
 
 What is explained is the log-odds of the target class (class 1 for a binary model, else the
 predicted class): z_t − logsumexp of the other logits, so integrated-gradient attributions add
-up to log-odds(input) − log-odds(baseline). The baseline is a public constant, never a statistic
-of training data: all-zero model input, which is every numeric feature or vitals channel at the
-midpoint of its public range, every indicator absent, and a black image. An explanation reads
-the request and the model's weights only: post-processing of the DP model, no privacy cost.
+up to log-odds(input) − log-odds(baseline). The baseline is never a statistic of training data:
+records and images start from the all-zero model input (every numeric feature at the midpoint
+of its public range, every indicator absent; a black image). A vitals grid starts from the
+patient's own grid with every value and "observed" indicator at 0 and the step mask kept:
+each channel at its range's midpoint and never observed — how training encodes a channel not
+yet read — over the patient's real steps. Not the all-zero grid: that is all padding, and the
+models threshold the step mask (`step_mask`: > 0.5), so the path from it jumps where the mask
+crosses 0.5 and no gradient sees the jump (the attributions would not add up). The mask's own
+attribution is then exactly 0. Per channel, its value and indicator features are summed, per
+step and in total. An explanation reads the request and the model's weights only:
+post-processing of the DP model, no privacy cost.
 """
 
 from __future__ import annotations
@@ -22,9 +29,21 @@ IG_STEPS = {"tabular": 50, "sequence": 32, "image": 32}
 BASELINES = {
     "tabular": "numeric features at the midpoint of their public range, indicators absent "
     "(all-zero model input)",
-    "sequence": "every channel at the midpoint of its public range (all-zero model input)",
+    "sequence": "the patient's grid with every channel at the midpoint of its public range "
+    "and never observed (value and indicator features 0), real steps kept: how training "
+    "encodes a channel not yet read; the all-zero grid is all padding, a step the models "
+    "threshold, so integrated gradients from it would not add up",
     "image": "a black image (all-zero model input)",
 }
+
+
+def baseline(inputs: torch.Tensor, kind: str) -> torch.Tensor:
+    """The integrated-gradients starting point for `inputs` (module docstring)."""
+    if kind != "sequence":
+        return torch.zeros_like(inputs)
+    start = torch.zeros_like(inputs)
+    start[..., -1] = inputs[..., -1]  # the step mask: the patient's real steps stay real
+    return start
 
 
 class NoConvolution(ValueError):
@@ -71,7 +90,7 @@ class Explainer:
         kind = self.schema.kind
         attributions, delta = self.integrated.attribute(
             inputs,
-            baselines=torch.zeros_like(inputs),
+            baselines=baseline(inputs, kind),
             target=targets,
             n_steps=IG_STEPS[kind],
             # midpoint rule: exact for a linear model (step sizes sum to 1); Gauss-Legendre
@@ -105,12 +124,17 @@ class Explainer:
         }
 
     def _channels(self, attribution: torch.Tensor) -> dict[str, Any]:
-        columns = attribution.T.tolist()  # C×T
-        names = self.schema.channel_names
+        names, schema = self.schema.channel_names, self.schema
+        count = len(names)
+        # T×F: values, indicators, mask → per channel value + indicator, T×C
+        columns = (attribution[:, :count] + attribution[:, count : 2 * count]).T.tolist()
         pairs = list(zip(names, columns, strict=True))
+        length, step = schema.sequence_length, schema.sequence_step
         return {
             "attributions": {name: [round(v, 6) for v in column] for name, column in pairs},
             "channel_totals": {name: round(sum(column), 6) for name, column in pairs},
+            "step_mask_total": round(float(attribution[:, -1].sum()), 6),
+            "steps_before_prediction": [(length - 1 - k) * step for k in range(length)],
         }
 
     def _heatmap(self, attribution: torch.Tensor) -> dict[str, Any]:

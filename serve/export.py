@@ -47,10 +47,19 @@ class Exported:
 
 
 def check_inputs(schema: InputSchema, batch: int = 5) -> torch.Tensor:
-    """Seeded public inputs over the model's input range: [0, 1] images, [-1, 1] otherwise."""
+    """Seeded public inputs over the model's input range: [0, 1] images, [-1, 1] records,
+    vitals grids as `vitals_to_grid` lays them out (values in [-1, 1], 0/1 indicators, the
+    step mask 0 on a padded prefix that grows from none to most of the grid over the batch)."""
     generator = torch.Generator().manual_seed(0)
     uniform = torch.rand((batch, *schema.input_shape), generator=generator)
-    return uniform if schema.kind == "image" else 2 * uniform - 1
+    if schema.kind != "sequence":
+        return uniform if schema.kind == "image" else 2 * uniform - 1
+    length, count = schema.sequence_length, len(schema.channel_names)
+    first = torch.arange(batch) * length // (batch + 1)  # first real step of each grid
+    real = (torch.arange(length)[None, :] >= first[:, None]).float()[..., None]
+    values = (2 * uniform[..., :count] - 1) * real
+    observed = (uniform[..., count : 2 * count] < 0.5).float() * real
+    return torch.cat([values, observed, real], 2)
 
 
 def onnx_bytes(model: torch.nn.Module, example: torch.Tensor) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from medfed.shared.config.models import RunConfig
 from medfed.shared.data.heart_disease import FEATURE_BOUNDS
-from medfed.shared.data.sequences import CHANNEL_RANGES, SYNTHETIC_CHANNELS
+from medfed.shared.data.sequences import CHANNEL_RANGES
 from medfed.shared.errors import ConfigError
 from medfed.shared.models.registry import model_spec
 
@@ -43,9 +43,13 @@ class InputSchema:
     image_size: int = 0  # image: square side in pixels
     channels: int = 0  # image: 1 grey, 3 RGB
     window: str = ""  # image: intensity window
-    channel_names: tuple[str, ...] = ()  # sequence: request keys, in model order
+    channel_names: tuple[str, ...] = ()  # sequence: request keys, in the grid's order
     channel_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
-    sequence_length: int = 0  # sequence: time steps (the last one is the newest)
+    channel_units: dict[str, str] = field(default_factory=dict)
+    sequence_length: int = 0  # sequence: grid steps (the last one holds the newest reading)
+    sequence_step: float = 0.0  # sequence: time units per grid step
+    time_unit: str = ""  # sequence: the unit of `time` (training data's)
+    grid: str = ""  # sequence: how measurements become the model's grid
 
     @property
     def num_classes(self) -> int:
@@ -56,7 +60,15 @@ class InputSchema:
         keep = {
             "tabular": ("fields",),
             "image": ("image_size", "channels", "window"),
-            "sequence": ("channel_names", "channel_ranges", "sequence_length"),
+            "sequence": (
+                "channel_names",
+                "channel_ranges",
+                "channel_units",
+                "sequence_length",
+                "sequence_step",
+                "time_unit",
+                "grid",
+            ),  # fmt: skip
         }[self.kind]
         full = asdict(self)
         described = {key: full[key] for key in ("kind", "dataset", "input_shape", "classes")}
@@ -93,25 +105,31 @@ def heart_fields(run: RunConfig) -> tuple[FieldSpec, ...]:
 
 
 Ranges = dict[str, tuple[float, float]]
+# Units of CHANNEL_RANGES (shared/data/sequences.py); a configured channel is in the units of
+# its data.channel_ranges entry.
+CHANNEL_UNITS = {"heart_rate": "bpm", "resp_rate": "breaths/min", "spo2": "%",
+                 "systolic_bp": "mmHg"}  # fmt: skip
+GRID = (
+    "The readings become a grid of {length} steps of {step:g} {unit} ending at the newest reading "
+    "(the prediction time), as training built it (shared/data/sequences.py, vitals_to_grid). "
+    "Per step and channel: the latest reading in the step, else the last earlier one carried "
+    "forward (0 before the channel's first reading), clipped to the channel's range and mapped "
+    "onto [-1, 1]; an 'observed' indicator (1 when the channel was read in that step); per step "
+    "a 'real step' mask (0 on the padding before the first reading). Features: 2 × {channels} "
+    "+ 1 = {features} per step ({names} values, then their indicators, then the mask)."
+)
 
 
-def sequence_channels(run: RunConfig) -> tuple[list[str], list[str], Ranges]:
-    """(request keys, range names, ranges) in the model's channel order, as training built it.
+def sequence_channels(run: RunConfig) -> tuple[list[str], Ranges]:
+    """(channels in the grid's order, their ranges) as training built the grid.
 
-    A CSV run has every configured channel, sorted (sequences.read_vitals_csv); a synthetic run
-    has channel i = SYNTHETIC_CHANNELS[i % 4]; a repeated name gets a suffix (`heart_rate_2`).
+    Training's grid holds every configured channel, sorted, for CSV and synthetic data alike
+    (`sequences.vitals_frame_to_grids`): `CHANNEL_RANGES` extended or overridden by
+    `data.channel_ranges`.
     """
     ranges = {**CHANNEL_RANGES, **(run.data.channel_ranges or {})}
-    if run.data.path is not None:
-        names = sorted(ranges)
-    else:
-        count = run.data.sequence_features
-        names = [SYNTHETIC_CHANNELS[i % len(SYNTHETIC_CHANNELS)] for i in range(count)]
-    keys, seen = [], {}
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        keys.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return keys, names, {key: ranges[name] for key, name in zip(keys, names, strict=True)}
+    channels = sorted(ranges)
+    return channels, {name: tuple(ranges[name]) for name in channels}  # type: ignore[misc]
 
 
 def input_schema(run: RunConfig, num_classes: int) -> InputSchema:
@@ -139,13 +157,22 @@ def input_schema(run: RunConfig, num_classes: int) -> InputSchema:
             channels=data.image_channels, window=window,
         )  # fmt: skip
     if data.dataset == "sequences" and rank == 2:
-        keys, _, ranges = sequence_channels(run)
+        names, ranges = sequence_channels(run)
+        features = 2 * len(names) + 1
+        unit = "hours" if data.path is None else "time units of the training CSV"
+        grid = GRID.format(
+            length=data.sequence_length, step=data.sequence_step, unit=unit, channels=len(names),
+            features=features, names=", ".join(names),
+        )  # fmt: skip
         return InputSchema(
-            "sequence", data.dataset, (data.sequence_length, len(keys)),
-            ("stable", "deteriorating"), channel_names=tuple(keys), channel_ranges=ranges,
-            sequence_length=data.sequence_length,
+            "sequence", data.dataset, (data.sequence_length, features),
+            ("stable", "deteriorating"), channel_names=tuple(names), channel_ranges=ranges,
+            channel_units={n: CHANNEL_UNITS.get(n, "units of data.channel_ranges") for n in names},
+            sequence_length=data.sequence_length, sequence_step=data.sequence_step, time_unit=unit,
+            grid=grid,
         )  # fmt: skip
     raise ConfigError(
         f"data.dataset = '{data.dataset}' with model.name = '{run.model.name}': serving knows "
-        "heart_disease (tabular models), imaging (image models) and sequences (recurrent models)"
+        "heart_disease (tabular models), imaging (image models) and sequences (gru, lstm, "
+        "transformer)"
     )

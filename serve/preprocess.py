@@ -1,9 +1,11 @@
 """Validated inputs → the model's input tensor, through training's own record-local functions.
 
 Heart disease: `CODES` (the UCI codes), `feature_matrix` and `scale_features` from
-shared/data/heart_disease.py with the run's bounds; sequences: `scale_channels` from
-shared/data/sequences.py with the run's ranges; images: decoded by serve/images.py through
-`window_uint8`. Each row depends on its own values and public constants only.
+shared/data/heart_disease.py with the run's bounds; sequences: the patients' readings as the
+long rows (patient, time, channel, value) a vitals CSV holds, gridded by training's
+`vitals_to_grid` (shared/data/sequences.py) with the run's channels, ranges, sequence_length
+and sequence_step; images: decoded by serve/images.py through `window_uint8`. Each row depends
+on its own values and public constants only.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from pydantic import BaseModel
 
@@ -24,7 +27,7 @@ from medfed.shared.data.heart_disease import (
     feature_matrix,
     scale_features,
 )
-from medfed.shared.data.sequences import CHANNEL_RANGES, scale_channels
+from medfed.shared.data.sequences import vitals_to_grid
 
 
 class Preprocessor:
@@ -34,9 +37,8 @@ class Preprocessor:
         self.schema = schema
         self.bounds = {**FEATURE_BOUNDS, **(run.data.feature_bounds or {})}
         if schema.kind == "sequence":
-            self.keys, names, _ = sequence_channels(run)
-            ranges = {**CHANNEL_RANGES, **(run.data.channel_ranges or {})}
-            self.range_names, self.ranges = names, ranges
+            self.channels, self.ranges = sequence_channels(run)
+            self.length, self.step = run.data.sequence_length, run.data.sequence_step
 
     @property
     def feature_names(self) -> list[str]:
@@ -48,8 +50,10 @@ class Preprocessor:
         if kind == "tabular":
             array = self.records(batch)
         elif kind == "sequence":
-            series = np.stack([[getattr(item, key) for key in self.keys] for item in batch])
-            array = scale_channels(series.transpose(0, 2, 1), self.range_names, self.ranges)
+            array = vitals_to_grid(
+                self.readings(batch), list(range(len(batch))), self.channels, self.ranges,
+                self.length, self.step,
+            )  # fmt: skip
         else:
             array = np.stack([item.pixels for item in batch])
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
@@ -64,3 +68,20 @@ class Preprocessor:
             columns[column] = np.asarray(values, dtype=np.float64)
         scaled, _ = scale_features(feature_matrix(columns), self.bounds)
         return scaled
+
+    def readings(self, batch: Sequence[BaseModel]) -> pd.DataFrame:
+        """Long rows (patient = index in the batch, time, channel, value), nulls dropped."""
+        rows: dict[str, list] = {"patient": [], "time": [], "channel": [], "value": []}
+        for patient, item in enumerate(batch):
+            for channel in self.channels:
+                for time, value in zip(item.time, getattr(item, channel) or (), strict=False):
+                    if value is not None:
+                        rows["patient"].append(patient)
+                        rows["time"].append(time)
+                        rows["channel"].append(channel)
+                        rows["value"].append(value)
+        return pd.DataFrame(
+            {"patient": np.asarray(rows["patient"], dtype=np.int64),
+             "time": np.asarray(rows["time"], dtype=np.float64),
+             "channel": rows["channel"], "value": np.asarray(rows["value"], dtype=np.float64)}
+        )  # fmt: skip

@@ -1,9 +1,9 @@
 """Pydantic request models built from the model's `InputSchema`.
 
 Each kind takes one input or a batch: `record`/`records` (tabular), `image`/`images`,
-`sequence`/`sequences`. Unknown or missing fields, values outside the public bounds, NaN or
-infinity, wrong lengths and undecodable images fail validation; FastAPI answers 422 and
-serve/app.py names the field (`records.0.chol`).
+`sequence`/`sequences` (serve/vitals.py). Unknown or missing fields, values outside the public
+bounds, NaN or infinity, wrong lengths and undecodable images fail validation; FastAPI answers
+422 and serve/app.py names the field (`records.0.chol`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, mo
 
 from medfed.serve.images import decode_base64, dicom_pixels, png_pixels
 from medfed.serve.inputs import FieldSpec, InputSchema
+from medfed.serve.vitals import sequence_model
 
 MAX_BATCH = 256
 ITEM_KEYS = {"tabular": ("record", "records"), "image": ("image", "images"),
@@ -43,16 +44,6 @@ def _field_type(spec: FieldSpec) -> Any:
 def _record_model(schema: InputSchema) -> type[BaseModel]:
     fields = {spec.name: (_field_type(spec), ...) for spec in schema.fields}
     return create_model("Record", __config__=STRICT, **fields)
-
-
-def _sequence_model(schema: InputSchema) -> type[BaseModel]:
-    length = schema.sequence_length
-    fields = {}
-    for name in schema.channel_names:
-        low, high = schema.channel_ranges[name]
-        value = _number(low, high, f"{name}, oldest first; {length} values in [{low:g}, {high:g}]")
-        fields[name] = (Annotated[list[value], Field(min_length=length, max_length=length)], ...)
-    return create_model("Sequence", __config__=STRICT, **fields)
 
 
 def _image_model(schema: InputSchema) -> type[BaseModel]:
@@ -84,7 +75,7 @@ def _image_model(schema: InputSchema) -> type[BaseModel]:
 
 
 def item_model(schema: InputSchema) -> type[BaseModel]:
-    build = {"tabular": _record_model, "image": _image_model, "sequence": _sequence_model}
+    build = {"tabular": _record_model, "image": _image_model, "sequence": sequence_model}
     return build[schema.kind](schema)
 
 

@@ -62,11 +62,17 @@ function buildForm(schema) {
       box.append(label);
     }
   } else if (schema.kind === "sequence") {
+    const time = element("label", {}, `time: measurement times, oldest first`);
+    time.append(element("span", { class: "unit" }, ` (${schema.time_unit}; the model reads the `
+      + `last ${schema.sequence_length} steps of ${schema.sequence_step})`),
+    element("textarea", { id: "field-time", name: "time", rows: "2" }));
+    box.append(time);
     for (const name of schema.channel_names) {
       const [low, high] = schema.channel_ranges[name];
-      const label = element("label", {}, `${name}: ${schema.sequence_length} values, oldest first`);
-      label.append(element("span", { class: "unit" }, ` (${low}–${high})`),
-        element("textarea", { id: `field-${name}`, name, rows: "2" }));
+      const label = element("label", {}, `${name}: one value per time, - where not measured`);
+      label.append(element("span", { class: "unit" },
+        ` (${schema.channel_units[name]}, ${low}–${high}; empty: never measured)`),
+      element("textarea", { id: `field-${name}`, name, rows: "2" }));
       box.append(label);
     }
   } else {
@@ -95,9 +101,13 @@ function readForm(schema) {
   }
   const item = {};
   if (schema.kind === "sequence") {
-    for (const name of schema.channel_names) {
+    for (const name of ["time", ...schema.channel_names]) {
       const text = $(`field-${name}`).value.trim();
-      item[name] = text ? text.split(/[\s,;]+/).map(Number) : [];
+      if (!text) continue;
+      // "-" is not measured; a token that is no number is sent as text, so the API refuses it
+      // (JSON would turn NaN into null, "not measured", silently)
+      item[name] = text.split(/[\s,;]+/).map((token) => (token === "-" ? null
+        : Number.isFinite(Number(token)) ? Number(token) : token));
     }
     return item;
   }
@@ -119,7 +129,8 @@ function fill(schema, params) {
     const input = $(`field-${name}`);
     if (!input) continue;
     if (input.type === "checkbox") input.checked = Boolean(value);
-    else input.value = Array.isArray(value) ? value.join(", ") : String(value);
+    else if (Array.isArray(value)) input.value = value.map((v) => (v === null ? "-" : v)).join(", ");
+    else input.value = String(value);
   }
 }
 

@@ -17,10 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 import uvicorn
 
 from medfed.serve.app import create_app
 from medfed.serve.bundle import ModelBundle, load_bundle
+from medfed.shared.config.loader import load_config, to_toml
+from medfed.shared.models import build_model
 from medfed.shared.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +48,19 @@ def simulate(kind: str, out: Path) -> Path:
         args += ["--set", override]
     result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+def untrained_run(out: Path, model: str, overrides: tuple[str, ...] = ()) -> Path:
+    """A run directory of configs/vitals_rnn.toml with `model` at its seeded initial weights:
+    config.toml and model.pt as `medfed simulate` writes them, without training (for what
+    serving does with any weights: export, explanations)."""
+    run = load_config(ROOT / "configs" / "vitals_rnn.toml", [f"model.name={model}", *overrides], {})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.toml").write_text(to_toml(run), encoding="utf-8")
+    torch.manual_seed(0)
+    shape = (run.data.sequence_length, 2 * 4 + 1)  # the 4 configured channels
+    torch.save(build_model(run.model, shape, 2).state_dict(), out / "model.pt")
     return out
 
 

@@ -82,3 +82,18 @@ def test_page_overlays_the_heat_map_on_an_image(image_server, tmp_path):
         float(element(dom, "probability")[0]["data-value"]) == api["predictions"][0]["probability"]
     )
     assert 'data-cells="256"' in dom and '<canvas id="overlay" width="280" height="280">' in dom
+
+
+CHART = {"time": [0, 1.5, 3, 4.2, 6.5], "heart_rate": [84, 90, None, 104, 117],
+         "resp_rate": [16, None, 19, 23, 26], "spo2": [97, 96, 95, None, 91]}  # fmt: skip
+
+
+def test_page_takes_a_vitals_chart_with_gaps(sequence_server, tmp_path):
+    api = sequence_server.client.post("/v1/explain", json={"sequence": CHART}).json()
+    query = urllib.parse.urlencode({"sequence": json.dumps(CHART), "run": "1"})
+    dom = rendered(f"{sequence_server.url}/?{query}", tmp_path / "profile")
+    assert element(dom, "status")[1] == "done", element(dom, "error")
+    probability = api["predictions"][0]["probability"]
+    assert float(element(dom, "probability")[0]["data-value"]) == probability
+    bars = dict(re.findall(r'data-field="(\w+)" data-value="([^"]+)"', dom))
+    assert {k: float(v) for k, v in bars.items()} == api["explanations"][0]["channel_totals"]

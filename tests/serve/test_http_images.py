@@ -1,4 +1,4 @@
-"""The imaging CNN (PNG and DICOM) and the vitals GRU over HTTP, on real uvicorn."""
+"""The imaging CNN (PNG and DICOM) over HTTP, on real uvicorn."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from medfed.shared.data.imaging import synthetic_lesions
-from medfed.shared.data.sequences import CHANNEL_RANGES, SYNTHETIC_CHANNELS
 from medfed.shared.models import build_model
 
 pytestmark = pytest.mark.slow  # each module trains a run with `medfed simulate` (conftest.py)
@@ -109,64 +108,3 @@ def test_image_explanations_are_heat_maps_over_the_image(image_server, method):
     assert heat.max() == 1.0 or heat.max() == 0.0
     bad = image_server.client.post("/v1/explain", json=body | {"method": "lime"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "method"
-
-
-def vitals(length: int = 8) -> dict[str, list[float]]:
-    trend = np.linspace(0, 1, length)
-    values = {"heart_rate": 80 + 40 * trend, "resp_rate": 16 + 10 * trend,
-              "spo2": 97 - 8 * trend, "systolic_bp": 125 - 35 * trend}  # fmt: skip
-    return {name: [float(v) for v in series] for name, series in values.items()}
-
-
-def scaled(sequence: dict[str, list[float]]) -> torch.Tensor:
-    columns = []
-    for name in SYNTHETIC_CHANNELS:  # the run's 4 synthetic channels, in order
-        low, high = CHANNEL_RANGES[name]
-        columns.append((np.array(sequence[name]) - (low + high) / 2) / ((high - low) / 2))
-    return torch.tensor(np.stack(columns, 1)[None], dtype=torch.float32)
-
-
-def test_sequences_predict_and_explain(sequence_server):
-    model = independent_model(sequence_server)
-    sequence = vitals()
-    with torch.no_grad():
-        logits = model(scaled(sequence))[0]
-        zero = model(torch.zeros_like(scaled(sequence)))[0]
-    expected = torch.softmax(logits, 0)[1].item()
-    client = sequence_server.client
-    answer = client.post("/v1/predict", json={"sequences": [sequence, sequence]})
-    assert answer.status_code == 200, answer.text
-    assert [r["probability"] for r in answer.json()["predictions"]] == pytest.approx(
-        [expected] * 2, abs=2e-6
-    )
-    explained = client.post("/v1/explain", json={"sequence": sequence}).json()["explanations"][0]
-    assert {len(v) for v in explained["attributions"].values()} == {8}
-    gap = float((logits[1] - logits[0]) - (zero[1] - zero[0]))  # IG completeness
-    assert sum(explained["channel_totals"].values()) == pytest.approx(
-        gap, abs=0.02 + 0.05 * abs(gap)
-    )
-
-
-BAD_SEQUENCES = [
-    ("too short", lambda s: s | {"heart_rate": s["heart_rate"][:5]}, "sequence.heart_rate"),
-    ("out of range", lambda s: s | {"spo2": [99.0] * 3 + [40.0] + [99.0] * 4}, "sequence.spo2.3"),
-    ("missing channel", lambda s: {k: v for k, v in s.items() if k != "resp_rate"},
-     "sequence.resp_rate"),
-    ("unknown channel", lambda s: s | {"lactate": [1.0] * 8}, "sequence.lactate"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("what, change, field", BAD_SEQUENCES, ids=[b[0] for b in BAD_SEQUENCES])
-def test_bad_sequences_get_422_naming_the_field(sequence_server, what, change, field):
-    answer = sequence_server.client.post("/v1/predict", json={"sequence": change(vitals())})
-    assert answer.status_code == 422, answer.text
-    assert field in [item["field"] for item in answer.json()["detail"]]
-
-
-def test_nan_in_a_sequence_gets_422(sequence_server):
-    body = '{"sequence": {"heart_rate": [NaN, 80, 80, 80, 80, 80, 80, 80]}}'
-    answer = sequence_server.client.post(
-        "/v1/predict", content=body, headers={"content-type": "application/json"}
-    )
-    assert answer.status_code == 422
-    assert "sequence.heart_rate.0" in [item["field"] for item in answer.json()["detail"]]
