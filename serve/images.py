@@ -4,6 +4,8 @@ Every check raises `ValueError` with a sentence for the user (the request model 
 422 naming the field). Pixels go through `shared.data.imaging.window_uint8`, the window training
 applies; a DICOM image deeper than 8 bits is first mapped to 8 bits through its own VOI window
 (WindowCenter/Width, DICOM PS3.3 C.11.2.1.2 linear function): a per-image, record-local step.
+A model trained on a DICOM folder instead gets training's own pipeline (`shared.data.dicom.
+windowed` with the run's fixed window, then `shared.data.pixels.to_channels`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -18,9 +21,13 @@ from PIL import Image, UnidentifiedImageError
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
+from medfed.shared.data.dicom import windowed
 from medfed.shared.data.imaging import window_uint8
+from medfed.shared.data.pixels import to_channels
+from medfed.shared.errors import DataError
 
 GREY_MODES = {1: "L", 3: "RGB"}
+UPLOAD = Path("the uploaded DICOM image")  # how training's functions name the file in errors
 
 
 def decode_base64(text: str) -> bytes:
@@ -76,8 +83,13 @@ def _to_8_bits(dataset: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
     return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0) * 255.0
 
 
-def dicom_pixels(data: bytes, size: int, channels: int) -> np.ndarray:
-    """A single-frame DICOM image of `size`×`size` → C×H×W float32."""
+def dicom_pixels(
+    data: bytes, size: int, channels: int, window: tuple[float, float] | None = None
+) -> np.ndarray:
+    """A single-frame DICOM image of `size`×`size` → C×H×W float32.
+
+    `window`: the (center, width) a DICOM-trained model was trained with (else the file's own
+    VOI window maps deep images to 8 bits, then training's ÷ 255 window)."""
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
@@ -96,6 +108,12 @@ def dicom_pixels(data: bytes, size: int, channels: int) -> np.ndarray:
             f"this model takes single-frame images with {channels}"
         )
     _check_grid(pixels.shape[0], pixels.shape[1], size, "the DICOM image")
+    if window is not None:
+        try:
+            scaled = windowed(dataset, window[0], window[1], UPLOAD)
+            return to_channels(scaled, channels, UPLOAD).astype(np.float32)
+        except DataError as error:
+            raise ValueError(str(error)) from None
     intensities = _to_8_bits(dataset, pixels)
     if dataset.get("PhotometricInterpretation") == "MONOCHROME1":  # white is low: invert
         intensities = 255.0 - intensities

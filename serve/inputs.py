@@ -43,6 +43,7 @@ class InputSchema:
     image_size: int = 0  # image: square side in pixels
     channels: int = 0  # image: 1 grey, 3 RGB
     window: str = ""  # image: intensity window
+    dicom_window: tuple[float, float] | None = None  # image: training's fixed (center, width)
     channel_names: tuple[str, ...] = ()  # sequence: request keys, in the grid's order
     channel_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     channel_units: dict[str, str] = field(default_factory=dict)
@@ -152,9 +153,18 @@ def input_schema(run: RunConfig, num_classes: int) -> InputSchema:
             else tuple(f"class {i}" for i in range(num_classes))
         )
         window = "8-bit intensities ÷ 255, clipped to [0, 1] (shared/data/imaging.py)"
+        dicom_window = None
+        if data.image_format == "dicom":  # trained on a DICOM folder: its fixed window
+            dicom_window = (float(data.window_center), float(data.window_width))
+            window = (
+                f"DICOM: modality rescale, then the fixed window center {dicom_window[0]:g}, "
+                f"width {dicom_window[1]:g} (shared/data/dicom.py, as in training)"
+            )
+        if data.classes and len(data.classes) == num_classes:
+            classes = tuple(data.classes)
         return InputSchema(
             "image", data.dataset, shape, classes, image_size=data.image_size,
-            channels=data.image_channels, window=window,
+            channels=data.image_channels, window=window, dicom_window=dicom_window,
         )  # fmt: skip
     if data.dataset == "sequences" and rank == 2:
         names, ranges = sequence_channels(run)

@@ -63,8 +63,10 @@ def _image_model(schema: InputSchema) -> type[BaseModel]:
             if len(given) != 1:
                 raise ValueError("send exactly one of 'png' or 'dicom' (base64 file bytes)")
             data = decode_base64(getattr(self, given[0]))
-            decode = png_pixels if given[0] == "png" else dicom_pixels
-            self._pixels = decode(data, size, channels)
+            if given[0] == "png":
+                self._pixels = png_pixels(data, size, channels)
+            else:
+                self._pixels = dicom_pixels(data, size, channels, schema.dicom_window)
             return self
 
         @property
