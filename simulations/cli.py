@@ -53,6 +53,7 @@ def simulate(
     ] = None,
 ) -> None:
     """Run a whole federation on this machine and write its run directory."""
+    from medfed.simulations.cluster import attached
     from medfed.simulations.exact import write_exact_evaluation
     from medfed.simulations.runner import check_federation
     from medfed.simulations.runner import simulate as run_simulation
@@ -60,14 +61,17 @@ def simulate(
     run = load_config(config, overrides or [])
     hospitals = check_federation(run)
     _log_to_file(out)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with (
+        attached(run.simulation),  # a wrong simulation.ray_address: one line, before the bar
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
         task = progress.add_task(f"{run.name}: starting", total=run.rounds, status="")
 
         def on_round(line: dict) -> None:

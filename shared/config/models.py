@@ -238,6 +238,28 @@ class StrategyConfig(StrictModel):
 class SimulationConfig(StrictModel):
     cpus_per_hospital: float = Field(default=1.0, gt=0)
     gpus_per_hospital: float = Field(default=0.0, ge=0)
+    ray_address: str | None = Field(
+        default=None,
+        description="host:port of a running Ray cluster's head (`ray start --head` prints it); "
+        "unset: a local Ray for this run. Run `medfed simulate` on a node of that cluster, with "
+        "the run directory and privacy.ledger_dir on storage every node mounts at the same path "
+        "(docs/simulation.md).",
+    )
+
+    @field_validator("ray_address")
+    @classmethod
+    def _head_host_and_port(cls, address: str | None) -> str | None:
+        if address is None:
+            return None
+        host, _, port = address.rpartition(":")
+        if "://" in address or address in {"auto", "local"}:
+            raise ValueError(
+                "give the head's host:port as `ray start --head` prints it (e.g. "
+                "10.0.0.5:6379); Ray Client (ray://), 'auto' and 'local' are not supported"
+            )
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port of the Ray head, e.g. 10.0.0.5:6379")
+        return address
 
 
 class RunConfig(StrictModel):

@@ -73,3 +73,16 @@ def test_shipped_configs_load(name):
 def test_grad_sample_modes_that_crash_on_empty_batches_are_rejected(config_file, mode):
     with pytest.raises(ConfigError, match="training.grad_sample_mode"):
         load_config(config_file, [f"training.grad_sample_mode={mode}"], environ={})
+
+
+@pytest.mark.parametrize("address", ["ray://head:10001", "auto", "head", "head:port", "h:0"])
+def test_ray_address_must_be_the_heads_host_and_port(config_file, address):
+    with pytest.raises(ConfigError, match=r"run\.toml: simulation\.ray_address: .*host:port"):
+        load_config(config_file, [f"simulation.ray_address='{address}'"], environ={})
+
+
+def test_ray_address_round_trips_through_toml(config_file, tmp_path):
+    run = load_config(config_file, ["simulation.ray_address='10.0.0.5:6379'"], environ={})
+    resolved = tmp_path / "resolved.toml"
+    resolved.write_text(to_toml(run))
+    assert load_config(resolved, environ={}).simulation.ray_address == "10.0.0.5:6379"

@@ -1,5 +1,6 @@
 """Bad input: exit code 2 and one clear line naming the file and key/column."""
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,24 @@ def test_empty_hospital_partition(tmp_path):
     ]
     code, output = _simulate("configs/heart_disease.toml", *overrides, "--out", str(tmp_path / "r"))
     assert code == 2 and "num_hospitals = 2000 exceeds" in _one_line(output)
+
+
+def test_ray_address_where_no_cluster_answers(tmp_path):
+    with socket.socket() as probe:  # a port this machine just freed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "r"
+    code, output = _simulate(
+        "configs/heart_disease.toml",
+        "--set",
+        f"simulation.ray_address='127.0.0.1:{port}'",
+        "--out",
+        str(out),
+    )
+    line = _one_line(output)
+    assert code == 2 and f"simulation.ray_address = '127.0.0.1:{port}'" in line
+    assert "no Ray cluster answers" in line and "ray start --head" in line
+    assert not (out / "config.toml").exists()  # nothing of a run was written
 
 
 @pytest.mark.parametrize("args", [["--help"], ["simulate", "--help"]])
