@@ -52,7 +52,7 @@ def simulate(
         list[str] | None, typer.Option("--set", help="override a key: --set rounds=3")
     ] = None,
 ) -> None:
-    """Run a whole federation on this machine and write its run directory."""
+    """Run a whole federation on this machine (or a Ray cluster) and write its run directory."""
     from medfed.simulations.cluster import attached
     from medfed.simulations.exact import write_exact_evaluation
     from medfed.simulations.runner import check_federation

@@ -119,8 +119,8 @@ class NodeRoster:
 
     Flower's simulation engine keeps its node → partition map to itself, so each node's first
     message writes `roster_dir/NODE_ID` (the partition id) before any hospital code runs. In
-    simulation the runner is trusted: every node runs in this machine's processes, and nothing
-    authenticates them.
+    simulation the runner is trusted: every node runs in the researcher's own processes (this
+    machine or their Ray cluster, docs/simulation.md), and nothing authenticates them.
     """
 
     def __init__(self, roster_dir: Path, names: list[str]) -> None:

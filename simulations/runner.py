@@ -1,4 +1,4 @@
-"""Run a whole federation on one machine with Flower's simulation engine."""
+"""Run a whole federation with Flower's simulation engine: on this machine or a Ray cluster."""
 
 from __future__ import annotations
 
