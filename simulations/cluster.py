@@ -8,8 +8,10 @@ connection is checked and bounded here, so a wrong address ends with a reason, n
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -167,9 +169,14 @@ def connect(address: str) -> None:
         except Exception as error:  # Ray raises several types; each one means "cannot attach"
             failure.append(error)
 
+    # ray.init off the main thread skips its SIGTERM handler and says so; it is set below.
+    ray_worker_log = logging.getLogger("ray._private.worker")
+    level = ray_worker_log.level
+    ray_worker_log.setLevel(logging.ERROR)
     attempt = threading.Thread(target=init, name="medfed-ray-attach", daemon=True)
     attempt.start()
     attempt.join(CONNECT_TIMEOUT_S)
+    ray_worker_log.setLevel(level)
     if attempt.is_alive():
         raise ConfigError(
             f"simulation.ray_address = {address!r}: port {port} answers but no Ray head "
@@ -178,11 +185,13 @@ def connect(address: str) -> None:
             f"{address}`); {START_ONE}"
         )
     if failure:
-        reason = str(failure[0]).strip().splitlines()[0] if str(failure[0]).strip() else ""
+        reason = (str(failure[0]).strip().splitlines() or [""])[0]
         raise ConfigError(
             f"simulation.ray_address = {address!r}: cannot attach ({type(failure[0]).__name__}: "
             f"{reason}); {START_ONE}"
         )
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(signum))  # as ray.init does
 
 
 def hospital_nodes(simulation: SimulationConfig) -> tuple[str, ...]:
