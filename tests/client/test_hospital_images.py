@@ -1,0 +1,150 @@
+"""A deployed hospital's own imaging folder: hospital.toml keys, loading, cache, refusals."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from medfed.client.hospital_config import HospitalDataConfig, load_hospital_config
+from medfed.client.node_hospital import cached_data
+from medfed.shared.config.models import DataConfig
+from medfed.shared.data.imaging import synthetic_lesions
+from medfed.shared.data.registry import load_images
+from medfed.shared.errors import ConfigError
+from medfed.simulations.synthetic_dicom import WINDOW_CENTER, WINDOW_WIDTH, write_dicom_folder
+
+# The simulate config's imaging keys: a hospital writes the same words with the same meaning.
+IMAGE_KEYS = (
+    "image_format",
+    "labels_path",
+    "id_column",
+    "id_attribute",
+    "file_column",
+    "label_column",
+    "classes",
+    "window_center",
+    "window_width",
+    "image_size",
+    "image_channels",
+    "resize",
+    "test_fraction",
+)
+
+HOSPITAL = """name = "North"
+[connection]
+superlink = "127.0.0.1:9"
+insecure = true
+[data]
+{data}
+[privacy]
+max_epsilon = 1.0
+[secure_aggregation]
+enabled = false
+"""
+
+DICOM_DATA = f"""dataset = "imaging"
+image_format = "dicom"
+path = "export"
+labels_path = "export/labels.csv"
+classes = ["normal", "lesion"]
+window_center = {WINDOW_CENTER}
+window_width = {WINDOW_WIDTH}
+image_size = 16
+"""
+
+
+def write_hospital(folder, data=DICOM_DATA):
+    path = folder / "hospital.toml"
+    path.write_text(HOSPITAL.format(data=data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def dicom_hospital(tmp_path):
+    write_dicom_folder(tmp_path / "export", 40, 16, 0)
+    return load_hospital_config(write_hospital(tmp_path))
+
+
+def test_every_imaging_key_of_the_simulate_config_means_the_same_in_hospital_toml():
+    for key in IMAGE_KEYS:
+        ours, theirs = HospitalDataConfig.model_fields[key], DataConfig.model_fields[key]
+        assert ours.default == theirs.default, key
+        assert ours.annotation == theirs.annotation, key
+        assert ours.description == theirs.description, key
+
+
+def test_hospital_toml_resolves_the_folder_and_sheet_and_passes_every_key(dicom_hospital, tmp_path):
+    data = dicom_hospital.data
+    assert data.path == (tmp_path / "export").resolve()
+    assert data.labels_path == (tmp_path / "export" / "labels.csv").resolve()
+    loader = data.loader_config()
+    assert loader.dataset == "imaging" and loader.image_format == "dicom"
+    for key in IMAGE_KEYS:
+        assert getattr(loader, key) == getattr(data, key), key
+
+
+def test_a_dicom_folder_loads_with_a_patient_level_split(dicom_hospital, tmp_path):
+    hospital = cached_data(dicom_hospital.data.loader_config(), "North", tmp_path / "cache")
+    assert hospital.input_shape == (1, 16, 16) and hospital.num_classes == 2
+    # Whose image is whose: the same shared loader, read independently of the cache.
+    images = load_images(dicom_hospital.data.loader_config(), 0)
+    patient_of = {
+        image.tobytes(): patient
+        for image, patient in zip(images.images, images.patients, strict=True)
+    }
+    train = {patient_of[image.tobytes()] for image in hospital.x_train}
+    test = {patient_of[image.tobytes()] for image in hospital.x_test}
+    assert train and test and not train & test
+    assert len(hospital.y_train) + len(hospital.y_test) == 40
+
+
+def test_an_added_image_is_a_new_cache_entry_never_a_stale_one(dicom_hospital, tmp_path):
+    cache = tmp_path / "cache"
+    first = cached_data(dicom_hospital.data.loader_config(), "North", cache)
+    write_dicom_folder(tmp_path / "more", 4, 16, 1)  # its patients are named P00000, ... too
+    extra = next((tmp_path / "more").rglob("*.dcm"))
+    target = tmp_path / "export" / "P00000" / "extra.dcm"
+    target.write_bytes(extra.read_bytes())  # one more image of a patient the sheet labels
+    grown = cached_data(dicom_hospital.data.loader_config(), "North", cache)
+    assert len(grown.y_train) + len(grown.y_test) == 41
+    target.unlink()
+    again = cached_data(dicom_hospital.data.loader_config(), "North", cache)
+    assert again.fingerprint == first.fingerprint
+    assert len(again.y_train) + len(again.y_test) == 40
+    assert len(list(cache.glob("*.npz"))) == 2
+
+
+def test_a_png_folder_loads_with_the_same_keys(tmp_path):
+    images, labels = synthetic_lesions(20, 16, 1, 0)
+    rows = []
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        name = f"img{index:02d}.png"
+        Image.fromarray((image[0] * 255).astype(np.uint8)).save(tmp_path / name)
+        rows.append((name, f"P{index // 2}", ["normal", "lesion"][label]))
+    sheet = pd.DataFrame(rows, columns=["image", "patient", "finding"])
+    sheet.to_csv(tmp_path / "labels.csv", index=False)
+    data = (
+        'dataset = "imaging"\nimage_format = "png"\npath = "."\nlabels_path = "labels.csv"\n'
+        'file_column = "image"\nid_column = "patient"\nlabel_column = "finding"\n'
+        'classes = ["normal", "lesion"]\nimage_size = 16\nimage_channels = 3\n'
+    )
+    config = load_hospital_config(write_hospital(tmp_path, data))
+    hospital = cached_data(config.data.loader_config(), "North", tmp_path / "state")
+    assert hospital.input_shape == (3, 16, 16)
+    assert len(hospital.y_train) + len(hospital.y_test) == 20
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ('dataset = "imaging"\npath = "export"\n', "data.image_format"),
+        (
+            'dataset = "imaging"\nimage_format = "dicom"\npath = "export"\n'
+            'labels_path = "labels.csv"\nclasses = ["a", "b"]\n',
+            "data.window_center",
+        ),
+    ],
+)
+def test_an_incomplete_data_table_names_the_key(tmp_path, data, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_hospital_config(write_hospital(tmp_path, data))
