@@ -59,10 +59,10 @@ LOADER_KEYS = (
 
 
 class _HospitalData(_Strict):
-    dataset: Literal["heart_disease", "sequences", "imaging"] = "heart_disease"
+    dataset: Literal["heart_disease", "breast_cancer", "sequences", "imaging"] = "heart_disease"
     path: Path = Field(
-        description="this hospital's CSV (heart_disease, sequences), or for imaging its DICOM "
-        "or PNG/JPEG folder (or MedMNIST .npz), as data.image_format says"
+        description="this hospital's CSV (heart_disease, breast_cancer, sequences), or for "
+        "imaging its DICOM or PNG/JPEG folder (or MedMNIST .npz), as data.image_format says"
     )
 
     @model_validator(mode="after")

@@ -36,8 +36,8 @@ def preprocess(data: DataConfig, name: str) -> HospitalData:
     """
     from medfed.shared.data import load_federation
 
-    if data.dataset == "imaging":
-        return _own_images(data, name)
+    if data.dataset in ("imaging", "breast_cancer"):
+        return _own_records(data, name)
     hospitals = load_federation(data.model_copy(update={"partition": "natural"}), 0)
     _one_hospital(data, [h.name for h in hospitals])
     only = hospitals[0]
@@ -46,23 +46,25 @@ def preprocess(data: DataConfig, name: str) -> HospitalData:
     )
 
 
-def _own_images(data: DataConfig, name: str) -> HospitalData:
-    """The hospital's images, split as the simulation splits one hospital's (seed 0)."""
+def _own_records(data: DataConfig, name: str) -> HospitalData:
+    """Images or breast-cancer rows, which need no site column: all of them this hospital's,
+    split as the simulation splits one hospital's (images by patient)."""
     from medfed.shared.data.base import split_train_test
+    from medfed.shared.data.breast_cancer import SPLIT_SEED, load_breast_cancer_records
     from medfed.shared.data.registry import load_images
 
-    images = load_images(data, 0)
-    if images.sites is not None:  # the sheet has data.hospital_column
-        _one_hospital(data, sorted(set(images.sites.tolist())))
-    return split_train_test(
-        name,
-        images.images,
-        images.labels,
-        images.num_classes,
-        data.test_fraction,
-        0,
-        images.patients,
-    )
+    if data.dataset == "breast_cancer":
+        features, labels, sites = load_breast_cancer_records(
+            data.path, data.hospital_column, data.feature_bounds
+        )
+        num_classes, patients, seed = 2, None, SPLIT_SEED
+    else:
+        images = load_images(data, 0)
+        features, labels, sites = images.images, images.labels, images.sites
+        num_classes, patients, seed = images.num_classes, images.patients, 0
+    if sites is not None:  # the file has data.hospital_column
+        _one_hospital(data, sorted(set(sites.tolist())))
+    return split_train_test(name, features, labels, num_classes, data.test_fraction, seed, patients)
 
 
 def _one_hospital(data: DataConfig, names: list[str]) -> None:
