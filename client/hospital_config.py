@@ -54,6 +54,8 @@ LOADER_KEYS = (
     "image_size",
     "image_channels",
     "resize",
+    "sequence_length",
+    "sequence_step",
     "test_fraction",
 )
 

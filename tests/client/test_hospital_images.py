@@ -13,22 +13,15 @@ from medfed.shared.data.registry import load_images
 from medfed.shared.errors import ConfigError
 from medfed.simulations.synthetic_dicom import WINDOW_CENTER, WINDOW_WIDTH, write_dicom_folder
 
-# The simulate config's imaging keys: a hospital writes the same words with the same meaning.
-IMAGE_KEYS = (
-    "image_format",
-    "labels_path",
-    "id_column",
-    "id_attribute",
-    "file_column",
-    "label_column",
-    "classes",
-    "window_center",
-    "window_width",
-    "image_size",
-    "image_channels",
-    "resize",
-    "test_fraction",
-)
+# What only a simulation needs: how it splits a pooled dataset into hospitals, or generates one.
+SIMULATION_ONLY = {
+    "partition",
+    "hospital_column",
+    "num_hospitals",
+    "dirichlet_alpha",
+    "samples",
+    "sequence_features",
+}
 
 HOSPITAL = """name = "North"
 [connection]
@@ -65,12 +58,13 @@ def dicom_hospital(tmp_path):
     return load_hospital_config(write_hospital(tmp_path))
 
 
-def test_every_imaging_key_of_the_simulate_config_means_the_same_in_hospital_toml():
-    for key in IMAGE_KEYS:
-        ours, theirs = HospitalDataConfig.model_fields[key], DataConfig.model_fields[key]
-        assert ours.default == theirs.default, key
-        assert ours.annotation == theirs.annotation, key
-        assert ours.description == theirs.description, key
+def test_every_data_key_of_the_simulate_config_means_the_same_in_hospital_toml():
+    ours, theirs = HospitalDataConfig.model_fields, DataConfig.model_fields
+    assert set(theirs) - set(ours) == SIMULATION_ONLY
+    for key in set(theirs) - SIMULATION_ONLY - {"dataset", "path"}:
+        assert ours[key].default == theirs[key].default, key
+        assert ours[key].annotation == theirs[key].annotation, key
+        assert ours[key].description == theirs[key].description, key
 
 
 def test_hospital_toml_resolves_the_folder_and_sheet_and_passes_every_key(dicom_hospital, tmp_path):
@@ -79,7 +73,7 @@ def test_hospital_toml_resolves_the_folder_and_sheet_and_passes_every_key(dicom_
     assert data.labels_path == (tmp_path / "export" / "labels.csv").resolve()
     loader = data.loader_config()
     assert loader.dataset == "imaging" and loader.image_format == "dicom"
-    for key in IMAGE_KEYS:
+    for key in HospitalDataConfig.model_fields:
         assert getattr(loader, key) == getattr(data, key), key
 
 
