@@ -174,7 +174,7 @@ def load_hospital_config(path: Path) -> HospitalConfig:
         }
     )
     secure = config.secure_aggregation
-    return config.model_copy(
+    resolved = config.model_copy(
         update={
             "secure_aggregation": secure.model_copy(
                 update={
@@ -193,3 +193,21 @@ def load_hospital_config(path: Path) -> HospitalConfig:
             ),
         }
     )
+    _state_outside_data(resolved, path)
+    return resolved
+
+
+def _state_outside_data(config: HospitalConfig, source: Path) -> None:
+    """The hospital's own files are kept out of its image folder: the cache and ledger would
+    change the very folder the data is read (and fingerprinted) from."""
+    data = config.data
+    for key, value in (
+        ("state_dir", config.state_dir),
+        ("privacy.ledger_dir", config.privacy.ledger_dir),
+        ("privacy.head_dir", config.privacy.head_dir),
+    ):
+        if value.is_relative_to(data.path):
+            raise ConfigError(
+                f"{source}: {key}: {value} is inside data.path {data.path}; keep the "
+                "hospital's state outside its image folder"
+            )

@@ -108,24 +108,46 @@ def test_an_added_image_is_a_new_cache_entry_never_a_stale_one(dicom_hospital, t
     assert len(list(cache.glob("*.npz"))) == 2
 
 
-def test_a_png_folder_loads_with_the_same_keys(tmp_path):
-    images, labels = synthetic_lesions(20, 16, 1, 0)
+PNG_DATA = """dataset = "imaging"
+image_format = "png"
+path = "images"
+labels_path = "labels.csv"
+file_column = "image"
+id_column = "patient"
+label_column = "finding"
+classes = ["normal", "lesion"]
+image_size = 16
+image_channels = 3
+"""
+
+
+def write_png_folder(folder, count=20):
+    images, labels = synthetic_lesions(count, 16, 1, 0)
     rows = []
+    (folder / "images").mkdir()
     for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         name = f"img{index:02d}.png"
-        Image.fromarray((image[0] * 255).astype(np.uint8)).save(tmp_path / name)
+        Image.fromarray((image[0] * 255).astype(np.uint8)).save(folder / "images" / name)
         rows.append((name, f"P{index // 2}", ["normal", "lesion"][label]))
     sheet = pd.DataFrame(rows, columns=["image", "patient", "finding"])
-    sheet.to_csv(tmp_path / "labels.csv", index=False)
-    data = (
-        'dataset = "imaging"\nimage_format = "png"\npath = "."\nlabels_path = "labels.csv"\n'
-        'file_column = "image"\nid_column = "patient"\nlabel_column = "finding"\n'
-        'classes = ["normal", "lesion"]\nimage_size = 16\nimage_channels = 3\n'
-    )
-    config = load_hospital_config(write_hospital(tmp_path, data))
+    sheet.to_csv(folder / "labels.csv", index=False)
+
+
+def test_a_png_folder_loads_with_the_same_keys(tmp_path):
+    write_png_folder(tmp_path)
+    config = load_hospital_config(write_hospital(tmp_path, PNG_DATA))
     hospital = cached_data(config.data.loader_config(), "North", tmp_path / "state")
     assert hospital.input_shape == (3, 16, 16)
     assert len(hospital.y_train) + len(hospital.y_test) == 20
+
+
+def test_state_inside_the_image_folder_is_refused(tmp_path):
+    # The cache and ledger would change the folder they are computed from, at every round.
+    write_png_folder(tmp_path)
+    text = write_hospital(tmp_path, PNG_DATA).read_text()
+    (tmp_path / "hospital.toml").write_text('state_dir = "images/state"\n' + text)
+    with pytest.raises(ConfigError, match=r"state_dir: .*images/state is inside data\.path"):
+        load_hospital_config(tmp_path / "hospital.toml")
 
 
 @pytest.mark.parametrize(
