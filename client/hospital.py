@@ -25,7 +25,8 @@ from medfed.shared.data.base import HospitalData
 from medfed.shared.errors import EvaluationBudgetExceeded
 from medfed.shared.hospital_report import EvaluationReport, TrainingReport
 from medfed.shared.instruction import RoundInstruction
-from medfed.shared.models import build_model, model_spec
+from medfed.shared.models import model_spec
+from medfed.shared.models.fit import model_with_weights
 from medfed.shared.privacy.calibrate import NoiseCalibrator
 from medfed.shared.privacy.ledger import PrivacyLedger
 from medfed.shared.secagg.config import SecureAggregationConfig
@@ -93,15 +94,17 @@ class RoundResult:
 def model_for(
     instruction: RoundInstruction, data: HospitalData, global_state: dict[str, torch.Tensor]
 ) -> torch.nn.Module:
-    """The instructed architecture loaded with the coordinator's weights."""
+    """The instructed architecture loaded with the coordinator's weights.
+
+    Raises:
+        ModelMismatch: the coordinator's model does not fit this hospital's data.
+    """
     config = ModelConfig(
         name=instruction.model_name,
         hidden_size=instruction.hidden_size,
         num_layers=instruction.num_layers,
     )
-    model = build_model(config, data.input_shape, data.num_classes)
-    model.load_state_dict(global_state)
-    return model
+    return model_with_weights(config, data.input_shape, data.num_classes, global_state)
 
 
 def evaluate_round(
@@ -156,7 +159,7 @@ def train_round(
         PrivacyBudgetExceeded: the round would push ε over `settings.max_epsilon`.
         PolicyViolation: the instruction (or the noise it needs) breaks the hospital's policy.
         LedgerError: the hospital's ledger does not verify, or was rolled back.
-        ConfigError: the instructed model does not fit this hospital's data.
+        ModelMismatch: the instructed model does not fit this hospital's data.
     """
     if settings.policy is not None:
         check_instruction(settings.policy, instruction, settings.name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from medfed.client.policy import HospitalPolicy
 from medfed.shared.config.loader import first_problem, read_toml
@@ -37,24 +37,64 @@ class ConnectionConfig(_Strict):
     )
 
 
-class HospitalDataConfig(_Strict):
-    dataset: Literal["heart_disease", "sequences"] = "heart_disease"
-    path: Path
-    feature_bounds: dict[str, tuple[float, float]] | None = Field(
-        default=None, description="public [low, high] per heart-disease feature"
-    )
-    channel_ranges: dict[str, tuple[float, float]] | None = Field(
-        default=None, description="public [low, high] per vital-sign channel"
+# The simulate config's `[data]` keys a hospital's own data uses: DataConfig's definition of
+# each (type, default, description), so one name means one thing in both files.
+LOADER_KEYS = (
+    "feature_bounds",
+    "channel_ranges",
+    "image_format",
+    "labels_path",
+    "id_column",
+    "id_attribute",
+    "file_column",
+    "label_column",
+    "classes",
+    "window_center",
+    "window_width",
+    "image_size",
+    "image_channels",
+    "resize",
+    "sequence_length",
+    "sequence_step",
+    "test_fraction",
+)
+
+
+class _HospitalData(_Strict):
+    dataset: Literal["heart_disease", "breast_cancer", "sequences", "imaging"] = "heart_disease"
+    path: Path = Field(
+        description="this hospital's CSV (heart_disease, breast_cancer, sequences), or for "
+        "imaging its DICOM or PNG/JPEG folder (or MedMNIST .npz), as data.image_format says"
     )
 
+    @model_validator(mode="after")
+    def _images_say_their_format(self) -> _HospitalData:
+        if self.dataset == "imaging" and "image_format" not in self.model_fields_set:
+            raise ValueError(
+                "dataset = 'imaging' needs data.image_format: 'dicom' or 'png' (a folder with "
+                "data.labels_path) or 'medmnist' (one .npz file); see docs/imaging.md"
+            )
+        return self
+
     def loader_config(self) -> DataConfig:
-        """The shared loaders' settings for this hospital's file (validated there too)."""
-        return DataConfig(
-            dataset=self.dataset,
-            path=self.path,
-            feature_bounds=self.feature_bounds,
-            channel_ranges=self.channel_ranges,
-        )
+        """The shared loaders' settings for this hospital's data (validated there too).
+
+        Raises:
+            ValidationError: a combination DataConfig refuses (e.g. a DICOM folder without
+                window_center); load_hospital_config reports it as a ConfigError.
+        """
+        return DataConfig.model_validate(self.model_dump(include={"dataset", "path", *LOADER_KEYS}))
+
+
+HospitalDataConfig = create_model(
+    "HospitalDataConfig",
+    __base__=_HospitalData,
+    __doc__="hospital.toml's [data]: the dataset, its file or folder, and the loaders' keys.",
+    **{
+        key: (DataConfig.model_fields[key].annotation, DataConfig.model_fields[key])
+        for key in LOADER_KEYS
+    },
+)
 
 
 class HospitalPrivacyConfig(_Strict):
@@ -117,6 +157,16 @@ def load_hospital_config(path: Path) -> HospitalConfig:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {first_problem(exc)}") from None
     base = path.resolve().parent
+    data = config.data.model_copy(
+        update={
+            "path": _absolute(config.data.path, base),
+            "labels_path": _absolute(config.data.labels_path, base),
+        }
+    )
+    try:
+        data.loader_config()
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {first_problem(exc, ('data',))}") from None
     connection = config.connection.model_copy(
         update={
             "root_certificates": _absolute(config.connection.root_certificates, base),
@@ -124,7 +174,7 @@ def load_hospital_config(path: Path) -> HospitalConfig:
         }
     )
     secure = config.secure_aggregation
-    return config.model_copy(
+    resolved = config.model_copy(
         update={
             "secure_aggregation": secure.model_copy(
                 update={
@@ -134,7 +184,7 @@ def load_hospital_config(path: Path) -> HospitalConfig:
             ),
             "state_dir": _absolute(config.state_dir, base),
             "connection": connection,
-            "data": config.data.model_copy(update={"path": _absolute(config.data.path, base)}),
+            "data": data,
             "privacy": config.privacy.model_copy(
                 update={
                     "ledger_dir": _absolute(config.privacy.ledger_dir, base),
@@ -143,3 +193,21 @@ def load_hospital_config(path: Path) -> HospitalConfig:
             ),
         }
     )
+    _state_outside_data(resolved, path)
+    return resolved
+
+
+def _state_outside_data(config: HospitalConfig, source: Path) -> None:
+    """The hospital's own files are kept out of its image folder: the cache and ledger would
+    change the very folder the data is read (and fingerprinted) from."""
+    data = config.data
+    for key, value in (
+        ("state_dir", config.state_dir),
+        ("privacy.ledger_dir", config.privacy.ledger_dir),
+        ("privacy.head_dir", config.privacy.head_dir),
+    ):
+        if value.is_relative_to(data.path):
+            raise ConfigError(
+                f"{source}: {key}: {value} is inside data.path {data.path}; keep the "
+                "hospital's state outside its image folder"
+            )

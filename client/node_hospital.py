@@ -1,22 +1,22 @@
 """A deployed hospital's settings and data, as `medfed-client` passed them in node config.
 
 The data is preprocessed once and cached on disk (`.npz`, no pickle) under the SHA-256 of the
-preprocessing settings and the file's bytes: a changed file or setting is a new cache entry,
-never a stale one. The warm executor also keeps
-it in memory while the file's size and modification time stay the same.
+preprocessing settings and the bytes of its file, or of every file in its image folder and the
+labels CSV (`medfed.client.data_files`): a changed file or setting is a new cache entry, never
+a stale one. The warm executor also keeps it in memory while the files' sizes and modification
+times stay the same.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from flwr.app import Context
 
+from medfed.client.data_files import data_fingerprint, data_version
 from medfed.client.hospital import HospitalSettings
 from medfed.client.policy import HospitalPolicy
 from medfed.shared.config.models import DataConfig
@@ -27,46 +27,52 @@ from medfed.shared.errors import ConfigError, DataError
 CACHE_VERSION = "2"  # bump when preprocessing changes (2: record-local scaling)
 
 
-def file_fingerprint(path: Path, data: DataConfig) -> str:
-    """SHA-256 of the preprocessing settings and the file's bytes (names the cache entry)."""
-    digest = hashlib.sha256(CACHE_VERSION.encode())
-    digest.update(data.model_dump_json(exclude={"path"}).encode())
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def require_file(data_path: Path) -> os.stat_result:
-    """The data file's stat (size and mtime name its in-memory copy).
-
-    Raises:
-        DataError: no such file.
-    """
-    if not data_path.is_file():
-        raise DataError(f"data.path: {data_path} not found (point it at this hospital's CSV)")
-    return data_path.stat()
-
-
 def preprocess(data: DataConfig, name: str) -> HospitalData:
-    """Read and split the hospital's own file (the simulation's loaders, one hospital).
+    """Read and split the hospital's own file or image folder (the simulation's loaders, one
+    hospital; images split over patients).
 
     Raises:
-        DataError: unreadable data, or a file holding several hospitals.
+        DataError: unreadable data, or data holding several hospitals.
     """
     from medfed.shared.data import load_federation
 
+    if data.dataset in ("imaging", "breast_cancer"):
+        return _own_records(data, name)
     hospitals = load_federation(data.model_copy(update={"partition": "natural"}), 0)
-    if len(hospitals) != 1:
-        names = ", ".join(h.name for h in hospitals)
-        raise DataError(
-            f"data.path: {data.path} holds {len(hospitals)} hospitals ({names}); "
-            "give this hospital a file with its own patients only"
-        )
+    _one_hospital(data, [h.name for h in hospitals])
     only = hospitals[0]
     return HospitalData(
         name, only.x_train, only.y_train, only.x_test, only.y_test, only.num_classes
     )
+
+
+def _own_records(data: DataConfig, name: str) -> HospitalData:
+    """Images or breast-cancer rows, which need no site column: all of them this hospital's,
+    split as the simulation splits one hospital's (images by patient)."""
+    from medfed.shared.data.base import split_train_test
+    from medfed.shared.data.breast_cancer import SPLIT_SEED, load_breast_cancer_records
+    from medfed.shared.data.registry import load_images
+
+    if data.dataset == "breast_cancer":
+        features, labels, sites = load_breast_cancer_records(
+            data.path, data.hospital_column, data.feature_bounds
+        )
+        num_classes, patients, seed = 2, None, SPLIT_SEED
+    else:
+        images = load_images(data, 0)
+        features, labels, sites = images.images, images.labels, images.sites
+        num_classes, patients, seed = images.num_classes, images.patients, 0
+    if sites is not None:  # the file has data.hospital_column
+        _one_hospital(data, sorted(set(sites.tolist())))
+    return split_train_test(name, features, labels, num_classes, data.test_fraction, seed, patients)
+
+
+def _one_hospital(data: DataConfig, names: list[str]) -> None:
+    if len(names) != 1:
+        raise DataError(
+            f"data.path: {data.path} holds {len(names)} hospitals ({', '.join(names)}); "
+            "give this hospital a file with its own patients only"
+        )
 
 
 def cached_data(data: DataConfig, name: str, cache_dir: Path) -> HospitalData:
@@ -75,8 +81,7 @@ def cached_data(data: DataConfig, name: str, cache_dir: Path) -> HospitalData:
     Raises:
         DataError: the file is missing or unusable.
     """
-    require_file(data.path)
-    cache_path = cache_dir / f"{file_fingerprint(data.path, data)}.npz"
+    cache_path = cache_dir / f"{data_fingerprint(data, CACHE_VERSION)}.npz"
     if cache_path.is_file():
         with contextlib.suppress(DataError):  # unreadable: preprocess again below
             cached = load_hospital_data(cache_path, "")
@@ -150,8 +155,7 @@ class NodeHospital:
         node_config = dict(context.node_config)
         settings = settings_from_node_config(node_config)
         data = data_config(node_config)
-        stat = require_file(data.path)
-        key = (data.model_dump_json(), stat.st_size, stat.st_mtime_ns, settings.name)
+        key = (data.model_dump_json(), data_version(data), settings.name)
         if key not in self._loaded:
             cache_dir = Path(_required(node_config, "cache-dir"))
             self._loaded = {key: cached_data(data, settings.name, cache_dir)}

@@ -17,7 +17,11 @@ from typing import Annotated
 
 import typer
 
-from medfed.server.deployment.config import check_deployment, load_federation_config
+from medfed.server.deployment.config import (
+    check_deployment,
+    check_model,
+    load_federation_config,
+)
 from medfed.server.deployment.proxy import nginx_binary, start_proxy
 from medfed.server.deployment.superlink import (
     CLIENTAPP,
@@ -100,7 +104,7 @@ def start(
 
     federation = load_federation_config(config, overrides or [])
     deployment = federation.deployment
-    found = check_deployment(deployment, insecure, config)
+    found = check_deployment(deployment, insecure, config) + check_model(federation, config)
     if found:
         for line in found:
             typer.echo(f"error: {line}", err=True)

@@ -49,6 +49,12 @@ class PolicyViolation(MedfedError):
     code = "policy_violation"
 
 
+class ModelMismatch(MedfedError):
+    """The coordinator's model does not fit the hospital's data (shape, classes, tensors)."""
+
+    code = "model_mismatch"
+
+
 class SecureAggregationError(MedfedError):
     """A secure-aggregation step cannot complete safely."""
 
@@ -102,6 +108,7 @@ ERRORS_BY_CODE: dict[str, type[MedfedError]] = {
         PrivacyBudgetExceeded,
         EvaluationBudgetExceeded,
         PolicyViolation,
+        ModelMismatch,
         SecureAggregationError,
         LedgerError,
         ProtocolError,

@@ -67,7 +67,8 @@ RELEASED_FIELDS: tuple[ReleasedField, ...] = (
         "outcome",
         "declared",
         "status, error code and a message: refusals explain the request or the hospital's own "
-        "limits (a budget refusal carries the spent ε and the budget); data, ledger and "
+        "limits (a budget refusal carries the spent ε and the budget; a model mismatch the "
+        "sample shape and class count the hospital's config fixes); data, ledger and "
         "configuration errors send a fixed text, the details stay in the hospital's log",
     ),
     ReleasedField("num_examples", "training", "dp", f"training-split size: {_SIZE}"),

@@ -17,6 +17,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from medfed.shared.errors import (
     EvaluationBudgetExceeded,
     MedfedError,
+    ModelMismatch,
     PolicyViolation,
     PrivacyBudgetExceeded,
     ProtocolError,
@@ -44,6 +45,7 @@ REFUSALS = (
     PolicyViolation,
     EvaluationBudgetExceeded,
     SecureAggregationRefused,
+    ModelMismatch,
 )
 # Errors whose text is about the coordinator's request or the hospital's own settings and
 # accounting; any other error (data, ledger, configuration) may quote records, counts or local

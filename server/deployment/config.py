@@ -132,3 +132,26 @@ def check_deployment(deployment: DeploymentConfig, insecure: bool, source: Path)
                 f"{hospital.public_key} not found"
             )
     return found
+
+
+# What one sample is, by the rank a model takes (hospitals' data: docs/deployment.md).
+SAMPLE_SHAPES = {3: "[image_channels, image_size, image_size]", 2: "[sequence_length, features]"}
+
+
+def check_model(federation: FederationConfig, source: Path) -> list[str]:
+    """The run's model against `deployment.input_shape`, one line if it cannot take it (the
+    coordinator's model is built for that shape, and each hospital refuses one that does not
+    fit its data)."""
+    from medfed.shared.models import model_spec  # imports torch: only when checking
+
+    model, shape = federation.run.model.name, federation.deployment.input_shape
+    try:
+        rank = model_spec(model).input_rank
+    except ConfigError as error:
+        return [f"{source}: {error}"]
+    if rank != 1 and len(shape) != rank:
+        return [
+            f"{source}: deployment.input_shape = {shape}: model.name = '{model}' takes samples "
+            f"of rank {rank}, {SAMPLE_SHAPES[rank]} of the hospitals' data"
+        ]
+    return []

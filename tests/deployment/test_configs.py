@@ -33,3 +33,15 @@ def test_unknown_deployment_key_names_the_key(tmp_path):
     path.write_text("[deployment]\nadress = '127.0.0.1:1'\n")
     with pytest.raises(ConfigError, match="deployment.adress"):
         load_federation_config(path)
+
+
+def test_a_model_that_cannot_take_the_declared_input_shape_is_named_before_starting(tmp_path):
+    from medfed.server.deployment.config import check_model
+
+    path = tmp_path / "federation.toml"
+    path.write_text('[model]\nname = "cnn"\n[deployment]\ninput_shape = [13]\n')
+    [line] = check_model(load_federation_config(path), path)
+    assert "deployment.input_shape = [13]" in line and "model.name = 'cnn'" in line
+    assert "[image_channels, image_size, image_size]" in line
+    path.write_text('[model]\nname = "cnn"\n[deployment]\ninput_shape = [1, 28, 28]\n')
+    assert check_model(load_federation_config(path), path) == []
