@@ -152,8 +152,8 @@ def train_round(
     """Evaluate the received model (DP, while the hospital's cap allows), then train on it.
 
     Every release (label counts once per dataset, this evaluation, this round's DP-SGD steps)
-    is signed into the ledger and fsync'd before its data is touched, so a crash can only
-    over-count.
+    is signed into the ledger, fsync'd when the ledger's lock is released: before training
+    starts and before anything leaves, so a crash can only over-count.
 
     Raises:
         PrivacyBudgetExceeded: the round would push ε over `settings.max_epsilon`.

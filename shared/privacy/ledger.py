@@ -7,13 +7,14 @@ each on its stream (chain.STREAMS). Each entry's `hash` is SHA-256 over its cano
 
 The ledger is only used under `PrivacyLedger.locked`: one exclusive lock from re-reading the
 chain to committing the plan, so two processes cannot both pass the budget check. A commit is
-fsync'd before it returns (write-ahead: a crash can only over-count), then the signed head
-file (witness.py) is rewritten; a ledger emptied, cut or restored from an older copy is refused.
+written at once; before the lock is released (also when the block raises) the block's commits
+are fsync'd together, then the signed head file (witness.py) is rewritten. Nothing a commit
+records leaves the hospital inside the block (write-ahead: a crash can only over-count). A
+ledger emptied, cut or restored from an older copy is refused.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -30,6 +31,7 @@ from medfed.shared.durable import fsync_directory
 from medfed.shared.errors import LedgerError, MalformedLedgerLine
 from medfed.shared.privacy.accounting import History, epsilon_of
 from medfed.shared.privacy.chain import GENESIS, STREAMS, entry_hash, history_of, read_entries
+from medfed.shared.privacy.ledger_lock import LOCK_TIMEOUT_S, exclusive, lock_path
 from medfed.shared.privacy.verify import verify_entries
 from medfed.shared.privacy.witness import (
     LEDGER_FORMAT,
@@ -39,17 +41,11 @@ from medfed.shared.privacy.witness import (
 )
 
 __all__ = ["STREAMS", "LedgerPlan", "PrivacyLedger", "ledger_file_name", "lock_path"]
-LOCK_TIMEOUT_S = 120.0
 
 
 def ledger_file_name(hospital: str) -> str:
     """A file-system-safe ledger name for a hospital (`VA Long Beach` → `VA_Long_Beach`)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in hospital)
-
-
-def lock_path(path: Path) -> Path:
-    """The lock file beside a ledger (`NAME.jsonl.lock`); never removed, so it survives restores."""
-    return path.with_name(path.name + ".lock")
 
 
 @dataclass(frozen=True)
@@ -70,29 +66,6 @@ class LedgerPlan:
     released: tuple[float, ...] = ()
 
 
-@contextmanager
-def _exclusive(lock_file: Path, timeout_s: float) -> Iterator[None]:
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LedgerError(
-                        f"{lock_file}: another process has held the ledger's lock for over "
-                        f"{timeout_s:.0f} s (a second hospital process on this ledger?); stop "
-                        "it, then retry"
-                    ) from None
-                time.sleep(0.01)
-        yield
-    finally:
-        os.close(descriptor)  # releases the lock
-
-
 class PrivacyLedger:
     """One hospital's ledger, read and verified under its lock (see `locked`)."""
 
@@ -101,6 +74,8 @@ class PrivacyLedger:
     ) -> None:
         self.path, self.key, self.entries, self.head_path = path, key, entries, head_path
         self._held = False
+        self._unsynced = False  # entries written (in the kernel) but not yet fsync'd
+        self._created = False  # a new ledger file: its directory entry needs an fsync too
 
     @classmethod
     @contextmanager
@@ -114,7 +89,9 @@ class PrivacyLedger:
         timeout_s: float = LOCK_TIMEOUT_S,
     ) -> Iterator[PrivacyLedger]:
         """Hold the ledger's exclusive lock for the block: open (verify the chain and its head
-        file, or create a new ledger), let the caller plan, `commit`. Not re-entrant.
+        file, or create a new ledger), let the caller plan, `commit`; on leaving, fsync the
+        block's commits and rewrite the head file. Send nothing a commit records before the
+        block ends. Not re-entrant.
 
         The key is `key_dir/STEM.ed25519`. A new ledger is created only when neither the key
         nor the head file `witness_path` exists.
@@ -124,13 +101,14 @@ class PrivacyLedger:
                 head file; was replaced by an older copy; its key or head file is missing or
                 does not match; or another process holds the lock for `timeout_s`.
         """
-        with _exclusive(lock_path(path), timeout_s):
+        with exclusive(lock_path(path), timeout_s):
             ledger = cls._open(path, key_dir, witness_path, hospital, fingerprint)
             ledger._held = True
             try:
                 yield ledger
             finally:
                 ledger._held = False
+                ledger._make_durable()
 
     @classmethod
     def _open(
@@ -175,8 +153,8 @@ class PrivacyLedger:
             "public_key": public_key_text(key.public_key()),
             "dataset_fingerprint": fingerprint,
         }
+        ledger._created = True
         ledger._append(header)
-        fsync_directory(path.parent)
         return ledger
 
     def history(self, stream: str = "train") -> History:
@@ -228,8 +206,8 @@ class PrivacyLedger:
         return epsilon_of(history_of(on_stream, stream), delta, accountant)
 
     def commit(self, plan: LedgerPlan) -> dict[str, Any]:
-        """Sign and append `plan` with `epsilon_after` = ε of its stream after it, fsync'd
-        before returning, then rewrite the head file; returns the signed entry.
+        """Sign and append `plan` with `epsilon_after` = ε of its stream after it; returns
+        the signed entry. Durable (fsync'd, head file rewritten) when `locked`'s block ends.
 
         Raises:
             RuntimeError: called outside `PrivacyLedger.locked`.
@@ -271,9 +249,24 @@ class PrivacyLedger:
         entry["signature"] = sign(self.key, entry["hash"].encode())
         line = json.dumps(entry, sort_keys=True, allow_nan=False) + "\n"
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+            handle.write(line)  # in the kernel once closed: a killed process keeps it
         self.entries.append(entry)
-        write_head(self.head_path, self.key, entry["seq"], entry["hash"])
+        self._unsynced = True
         return entry
+
+    def _make_durable(self) -> None:
+        """fsync the entries written since the last call (and a new file's directory entry),
+        then rewrite the head file: it never names an entry a power loss could take away."""
+        if not self._unsynced:
+            return
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        if self._created:
+            fsync_directory(self.path.parent)
+            self._created = False
+        self._unsynced = False
+        last = self.entries[-1]
+        write_head(self.head_path, self.key, last["seq"], last["hash"])
