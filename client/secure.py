@@ -7,7 +7,8 @@ roster is joined only if every peer's keys verify against the hospital's pinned 
 an unmask request is answered from the saved session and journalled before the answer
 leaves. The trained update is kept in the Context so a retried attempt re-masks it without
 training again, but only while no unmask request involving it was answered: after one was,
-a retry gets a freshly trained update (see `reusable_update`). A session missing from the
+a retry gets a freshly trained update (see `reusable_update`), and answering the unmask drops
+the kept update from the Context. A session missing from the
 Context of a run that had its setup (a restarted hospital) is refused, never re-created: its
 keys are gone and the old round could be masked again under new ones.
 """
@@ -18,7 +19,7 @@ import json
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
 
 from medfed.client.hospital import HospitalSettings
 from medfed.client.secagg_journal import RunJournal, SecAggJournal
@@ -29,7 +30,7 @@ from medfed.shared.instruction import RoundInstruction
 from medfed.shared.protocol import SECAGG_ROSTER, SECAGG_SETUP, SECAGG_UNMASK, SECAGG_UPLOAD
 from medfed.shared.secagg import Roster, SecAggHospital, UnmaskRequest
 from medfed.shared.secagg.authentication import HospitalIdentity
-from medfed.shared.secagg.records import from_records, to_records
+from medfed.shared.secagg.records import array_values, from_records, to_array, to_records
 
 PENDING_UPDATE, PENDING_META = "medfed.secagg.pending.update", "medfed.secagg.pending.meta"
 
@@ -62,8 +63,7 @@ def setup(
     session = SecAggHospital(context.node_id, config, run_id=run_id, identity=identity)
     journal.save(run_id, RunJournal(setup=True))
     save_session(context, session, run_id)
-    context.state.array_records.pop(PENDING_UPDATE, None)
-    context.state.config_records.pop(PENDING_META, None)
+    _forget_update(context)
     return to_records(session.advertise().to_dict(), SECAGG_SETUP)
 
 
@@ -95,9 +95,28 @@ def join(
     return session
 
 
+def _values(tensor: torch.Tensor) -> np.ndarray:
+    """A flat numpy view of a CPU tensor (a float64 copy for dtypes numpy lacks, e.g. bf16)."""
+    flat = tensor.detach().cpu().reshape(-1)
+    try:
+        return flat.numpy()
+    except TypeError:
+        return flat.double().numpy()
+
+
 def flatten_update(new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -> np.ndarray:
-    """new − old, flattened in the global model's key order (float64)."""
-    return np.concatenate([(new[k].double() - old[k].double()).reshape(-1).numpy() for k in old])
+    """new − old in float64, flattened in the global model's key order.
+
+    One pass into one preallocated vector: numpy subtracts in float64 without temporaries.
+    """
+    sizes = [old[key].numel() for key in old]
+    update = np.empty(sum(sizes), dtype=np.float64)
+    offset = 0
+    for key, size in zip(old, sizes, strict=True):
+        part = update[offset : offset + size]
+        np.subtract(_values(new[key]), _values(old[key]), out=part, dtype=np.float64)
+        offset += size
+    return update
 
 
 def pending_update(
@@ -111,7 +130,7 @@ def pending_update(
     reports = json.loads(str(meta["reports"]))
     evaluation = reports["evaluation"]
     return (
-        arrays["update"].numpy(),
+        array_values(arrays["update"]),
         TrainingReport(**reports["training"]),
         None if evaluation is None else EvaluationReport(**evaluation),
     )
@@ -136,10 +155,14 @@ def reusable_update(
     if kept is None:
         return None
     if journal.load(run_id).answered_attempt(server_round) >= int(meta["attempt"]):
-        context.state.array_records.pop(PENDING_UPDATE, None)
-        context.state.config_records.pop(PENDING_META, None)
+        _forget_update(context)
         return None
     return kept
+
+
+def _forget_update(context: Context) -> None:
+    context.state.array_records.pop(PENDING_UPDATE, None)
+    context.state.config_records.pop(PENDING_META, None)
 
 
 def keep_update(
@@ -150,7 +173,7 @@ def keep_update(
     evaluation: EvaluationReport | None,
 ) -> None:
     """Remember this round's update (and the attempt it was first masked for)."""
-    context.state[PENDING_UPDATE] = ArrayRecord({"update": Array(update)})
+    context.state[PENDING_UPDATE] = ArrayRecord({"update": to_array(update)})
     reports = json.dumps(
         {
             "training": training.as_dict(),
@@ -195,4 +218,10 @@ def unmask(
     server_round = request.round_number
     run.answered[server_round] = max(run.answered_attempt(server_round), request.attempt)
     journal.save(request.run_id, run)
+    # The kept update can never be re-masked now (see `reusable_update`): drop it, so the
+    # Context (which travels with every message) no longer carries a model-sized vector.
+    meta = context.state.config_records.get(PENDING_META)
+    kept_for = None if meta is None else (int(meta["round"]), int(meta["attempt"]))
+    if kept_for is not None and kept_for <= (server_round, request.attempt):
+        _forget_update(context)
     return to_records(response.to_dict(), SECAGG_UNMASK)

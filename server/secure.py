@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from medfed.shared.errors import SecureAggregationError
@@ -22,7 +22,7 @@ from medfed.shared.protocol import (
     Outcome,
 )
 from medfed.shared.secagg import SecAggCoordinator, SecureAggregationConfig
-from medfed.shared.secagg.records import from_records, to_records
+from medfed.shared.secagg.records import array_values, from_records, to_array, to_records
 
 log = logging.getLogger("medfed.server")
 QUERY = MessageType.QUERY
@@ -39,7 +39,7 @@ def unflatten(vector: np.ndarray, reference: ArrayRecord) -> dict[str, np.ndarra
     """Split a flat vector into arrays shaped like `reference` (its key order)."""
     arrays, offset = {}, 0
     for key, array in reference.items():
-        shape = array.numpy().shape
+        shape = array_values(array).shape
         size = int(np.prod(shape))
         arrays[key] = vector[offset : offset + size].reshape(shape)
         offset += size
@@ -117,8 +117,9 @@ class SecureAggregator:
                     log.warning("round %d: unmask answer rejected: %s", server_round, error)
         result = self.coordinator.aggregate()
         update = unflatten(result.weighted_average, reference)
-        weights = {
-            key: Array((array.numpy().astype(np.float64) + update[key]).astype(array.numpy().dtype))
-            for key, array in reference.items()
-        }
+        weights = {}
+        for key, array in reference.items():
+            values = array_values(array)
+            new = np.add(values, update[key], dtype=np.float64).astype(values.dtype)
+            weights[key] = to_array(new)
         return ArrayRecord(weights), result.total_weight

@@ -77,8 +77,10 @@ class SecAggHospital:
         """Accept the coordinator's roster after checking it against our keys, our pinned
         peers and our config; raises `SecureAggregationError` for any other roster."""
         roster = parse_message(Roster, roster)
+        if self._roster is not None and self._roster.to_dict() == roster.to_dict():
+            return  # this very roster passed the checks below with this identity and config
         check_roster(roster, self.advertise(), self.config, self.identity, self.run_id)
-        if self._roster is not None and self._roster.to_dict() != roster.to_dict():
+        if self._roster is not None:
             raise SecureAggregationError(
                 f"hospital {self.hospital_id} already joined run '{self._roster.run_id}' with "
                 "another roster; a new run needs a new SecAggHospital (fresh keys)"

@@ -1,4 +1,11 @@
-"""The mask formula, in one place: y_u = x_u + PRG(b_u) + Σ_{v>u} PRG(s_uv) − Σ_{v<u} PRG(s_uv)."""
+"""The mask formula, in one place: y_u = x_u + PRG(b_u) + Σ_{v>u} PRG(s_uv) − Σ_{v<u} PRG(s_uv).
+
+Masks are applied chunk by chunk: every seed's keystream is generated a cache-sized piece at
+a time straight into the running total, so no whole mask is ever allocated, and the total is
+read and written once per chunk for all seeds. Since 2^field_bits divides 2^64, adding the raw
+64-bit keystream words with uint64 wraparound and reducing once at the end is the same as
+adding each `mask_from_seed(seed, ...)` mod 2^field_bits.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,10 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from medfed.shared.secagg.prg import mask_from_seed
+from medfed.shared.errors import SecureAggregationError
+from medfed.shared.secagg.prg import keystream_encryptor
+
+CHUNK_ELEMENTS = 1 << 15  # 256 KiB of keystream and 256 KiB of total: both stay in L2
 
 
 def pair_sign(owner: int, peer: int) -> int:
@@ -14,19 +24,36 @@ def pair_sign(owner: int, peer: int) -> int:
     return 1 if peer > owner else -1
 
 
-def apply_mask(total: np.ndarray, seed: bytes, sign: int, field_bits: int) -> None:
-    """total ← total ± PRG(seed) in place (uint64 wraparound; reduce with the field mask)."""
-    mask = mask_from_seed(seed, total.shape[0], field_bits)
-    if sign > 0:
-        total += mask
-    else:
-        total -= mask
-
-
 def reduce_field(total: np.ndarray, field_bits: int) -> np.ndarray:
     """total mod 2^field_bits, in place."""
     total &= np.uint64(2**field_bits - 1)
     return total
+
+
+def apply_masks(
+    total: np.ndarray, signed_seeds: Iterable[tuple[bytes, int]], field_bits: int
+) -> np.ndarray:
+    """total ← total + Σ sign · PRG(seed) mod 2^field_bits, in place; returns `total`.
+
+    `total` is a contiguous 1-D uint64 array; each sign is +1 or −1.
+    """
+    if total.dtype != np.uint64 or total.ndim != 1 or not total.flags.c_contiguous:
+        raise SecureAggregationError("masks apply to a contiguous 1-D uint64 vector")
+    streams = [
+        (keystream_encryptor(seed), np.add if sign > 0 else np.subtract)
+        for seed, sign in signed_seeds
+    ]
+    chunk_bytes = 8 * CHUNK_ELEMENTS
+    buffer = np.empty(chunk_bytes + 16, dtype=np.uint8)  # update_into wants a block of headroom
+    window, words = memoryview(buffer), buffer[:chunk_bytes].view("<u8")
+    zeros = memoryview(bytes(chunk_bytes))
+    for start in range(0, total.shape[0], CHUNK_ELEMENTS):
+        part = total[start : start + CHUNK_ELEMENTS]
+        size = part.shape[0]
+        for encryptor, combine in streams:
+            encryptor.update_into(zeros[: 8 * size], window)
+            combine(part, words[:size], out=part)
+    return reduce_field(total, field_bits)
 
 
 def mask_encoded(
@@ -37,12 +64,10 @@ def mask_encoded(
     pair_seeds: Mapping[int, bytes],
     field_bits: int,
 ) -> np.ndarray:
-    """The masked vector y_u of `owner` from its encoded update and this round's seeds."""
-    total = np.array(encoded, dtype=np.uint64, copy=True)
-    apply_mask(total, self_seed, +1, field_bits)
-    for peer, seed in pair_seeds.items():
-        apply_mask(total, seed, pair_sign(owner, peer), field_bits)
-    return reduce_field(total, field_bits)
+    """The masked vector y_u of `owner`, computed in place in `encoded` (which it returns)."""
+    signed = [(self_seed, +1)]
+    signed += [(seed, pair_sign(owner, peer)) for peer, seed in pair_seeds.items()]
+    return apply_masks(encoded, signed, field_bits)
 
 
 def unmask_sum(
@@ -52,13 +77,11 @@ def unmask_sum(
     dropped_pairs: Iterable[tuple[int, int, bytes]],
     field_bits: int,
 ) -> np.ndarray:
-    """Σ x_u: remove survivors' self-masks and the masks they share with dropped hospitals.
+    """Σ x_u, in place in `masked_sum`: remove survivors' self-masks and the masks they share
+    with dropped hospitals.
 
     `dropped_pairs` holds (survivor, dropped neighbour, that round's pair seed).
     """
-    total = np.array(masked_sum, dtype=np.uint64, copy=True)
-    for seed in self_seeds:
-        apply_mask(total, seed, -1, field_bits)
-    for survivor, dropped, seed in dropped_pairs:
-        apply_mask(total, seed, -pair_sign(survivor, dropped), field_bits)
-    return reduce_field(total, field_bits)
+    signed = [(seed, -1) for seed in self_seeds]
+    signed += [(seed, -pair_sign(survivor, dropped)) for survivor, dropped, seed in dropped_pairs]
+    return apply_masks(masked_sum, signed, field_bits)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from medfed.shared.errors import SecureAggregationError
 
@@ -12,13 +12,18 @@ ZERO_COUNTER = bytes(16)
 CHUNK_BYTES = 1 << 16  # a cache-resident block of zeros to encrypt, chunk by chunk
 
 
-def aes_ctr_keystream(key: bytes, initial_counter: bytes, num_bytes: int) -> np.ndarray:
-    """`num_bytes` of AES-256-CTR keystream (the encryption of zeros), as a uint8 array."""
+def keystream_encryptor(key: bytes, initial_counter: bytes = ZERO_COUNTER) -> CipherContext:
+    """An AES-256-CTR encryptor: encrypting zeros with it yields the keystream, in order."""
     if len(key) != SEED_BYTES:
         raise SecureAggregationError(f"mask seeds are {SEED_BYTES} bytes, got {len(key)}")
+    return Cipher(algorithms.AES(key), modes.CTR(initial_counter)).encryptor()
+
+
+def aes_ctr_keystream(key: bytes, initial_counter: bytes, num_bytes: int) -> np.ndarray:
+    """`num_bytes` of AES-256-CTR keystream (the encryption of zeros), as a uint8 array."""
+    encryptor = keystream_encryptor(key, initial_counter)
     if num_bytes < 0:
         raise SecureAggregationError(f"keystream length must be non-negative, got {num_bytes}")
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(initial_counter)).encryptor()
     stream = np.empty(num_bytes + 16, dtype=np.uint8)  # update_into wants a block of headroom
     window, zeros = memoryview(stream), bytes(min(CHUNK_BYTES, num_bytes))
     for start in range(0, num_bytes, CHUNK_BYTES):

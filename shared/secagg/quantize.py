@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from medfed.shared.secagg.config import SecureAggregationConfig
 
 FLOAT_EXACT_BITS = 52
+CHUNK_ELEMENTS = 1 << 15  # 256 KiB of float64 scratch: stays in L2
 
 
 def scale(clipping_range: float, quantization_bits: int) -> float:
@@ -94,12 +95,13 @@ def quantization_error_bound(
 
 
 def quantize(update: np.ndarray, weight: int, config: SecureAggregationConfig) -> np.ndarray:
-    """`update` (1-D floats) times `weight`, as field elements, with `weight` appended."""
+    """`update` (1-D floats) times `weight`, as field elements, with `weight` appended.
+
+    Returns a new uint64 array (the caller may mask it in place); `update` is not changed.
+    """
     values = np.asarray(update, dtype=np.float64)
     if values.ndim != 1:
         raise SecureAggregationError(f"update must be a 1-D vector, got shape {values.shape}")
-    if not np.all(np.isfinite(values)):
-        raise SecureAggregationError("update contains NaN or infinite values; nothing was sent")
     if isinstance(weight, bool) or not isinstance(weight, int | np.integer):
         raise SecureAggregationError(f"weight must be an integer (num_examples), got {weight!r}")
     if not 0 <= weight <= config.max_weight:
@@ -108,23 +110,36 @@ def quantize(update: np.ndarray, weight: int, config: SecureAggregationConfig) -
             f"{config.max_weight}]; raise max_weight (and re-check the field size)"
         )
     factor = float(weight) * scale(config.clipping_range, config.quantization_bits)
-    clipped = np.clip(values, -config.clipping_range, config.clipping_range)
-    integers = np.rint(clipped * factor).astype(np.int64)
-    encoded = np.append(integers, np.int64(weight)).view(np.uint64)
-    return encoded & field_mask(config.field_bits)
+    bound = config.clipping_range
+    integers = np.empty(values.shape[0] + 1, dtype=np.int64)
+    scratch = np.empty(min(CHUNK_ELEMENTS, values.shape[0]), dtype=np.float64)
+    for start in range(0, values.shape[0], CHUNK_ELEMENTS):  # chunks stay in cache
+        part = values[start : start + CHUNK_ELEMENTS]
+        # min and max propagate NaN and reach ±inf (clipping would hide an inf)
+        if not (np.isfinite(part.min()) and np.isfinite(part.max())):
+            raise SecureAggregationError("update contains NaN or infinite values; nothing was sent")
+        scaled = scratch[: part.shape[0]]
+        np.clip(part, -bound, bound, out=scaled)
+        scaled *= factor
+        np.rint(scaled, out=scaled)
+        integers[start : start + part.shape[0]] = scaled  # exact: integral, |scaled| ≤ 2^52
+    integers[-1] = weight
+    encoded = integers.view(np.uint64)
+    encoded &= field_mask(config.field_bits)
+    return encoded
 
 
 def dequantize(field_sum: np.ndarray, config: SecureAggregationConfig) -> tuple[np.ndarray, int]:
-    """Decode an unmasked sum into (weighted average, total weight)."""
-    half = 2 ** (config.field_bits - 1)
-    signed = (np.asarray(field_sum, dtype=np.uint64) & field_mask(config.field_bits)).astype(
-        np.int64
-    )
-    signed[signed >= half] -= np.int64(2**config.field_bits)
+    """Decode an unmasked sum into (weighted average, total weight); `field_sum` is not changed."""
+    # x << (64 − field_bits) keeps the field's bits at the top; an arithmetic >> brings them
+    # back sign-extended: the two's-complement value of x mod 2^field_bits
+    shift = np.uint64(64 - config.field_bits)
+    signed = (np.asarray(field_sum, dtype=np.uint64) << shift).view(np.int64)
+    signed >>= np.int64(shift)
     total_weight = int(signed[-1])
     if total_weight <= 0:
         raise SecureAggregationError(
             f"the unmasked weight sum is {total_weight}; no survivor had a positive weight"
         )
     units = scale(config.clipping_range, config.quantization_bits)
-    return signed[:-1].astype(np.float64) / (units * total_weight), total_weight
+    return signed[:-1] / (units * total_weight), total_weight

@@ -81,9 +81,9 @@ def recover_sum(
             f"{threshold} shares, pair seeds of hospitals {silent} are missing; abort this "
             "attempt and retry the round with attempt + 1 (fresh masks)"
         )
-    masked_sum = np.zeros_like(uploads[survivors[0]].masked)
-    for u in survivors:
-        masked_sum += uploads[u].masked
+    masked_sum = uploads[survivors[0]].masked.copy()  # the uploads stay as they arrived
+    for u in survivors[1:]:
+        np.add(masked_sum, uploads[u].masked, out=masked_sum)
     dropped_pairs = [
         (u, peer, seed)
         for u in survivors

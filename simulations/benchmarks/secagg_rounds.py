@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -69,15 +70,20 @@ def main() -> None:
     if args.quick:
         workload = [w.replace("hidden_size=700", "hidden_size=60") for w in workload]
         rounds = 2
-    results = {}
+    results: dict[bool, list[tuple[float, float, int]]] = {}
+    runs = []
     with tempfile.TemporaryDirectory() as scratch:
-        for secure in (False, True, False, True):  # interleaved: the machine is noisy
-            mean, first, exchanges = run(
-                Path(scratch) / f"{secure}{len(results)}", rounds, secure, workload
-            )
+        for index, secure in enumerate((False, True, False, True)):  # interleaved: noisy machine
+            load_before = os.getloadavg()[0]
+            mean, first, exchanges = run(Path(scratch) / str(index), rounds, secure, workload)
             results.setdefault(secure, []).append((mean, first, exchanges))
+            runs.append(
+                f"{'secure' if secure else 'plain'} {mean:.3f} s/round "
+                f"(load {load_before:.1f} -> {os.getloadavg()[0]:.1f})"
+            )
     params = parameter_count(workload)
     print(f"10 hospitals, MLP with {params:,} parameters, DP-SGD, {rounds} rounds, 2 runs each")
+    print("runs in order: " + "; ".join(runs))
     print("| mode | s / round (rounds 2..) | round 1 s | exchanges / round | ratio |")
     print("|---|---:|---:|---:|---:|")
     plain = statistics.mean(r[0] for r in results[False])

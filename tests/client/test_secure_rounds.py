@@ -343,3 +343,15 @@ def test_a_hospital_without_an_identity_key_refuses_setup_with_a_config_error(
     outcomes = CheatingCoordinator(hospitals).setup(nodes=(1,))
     assert outcomes[1].status == "error" and outcomes[1].code == "config_error"
     assert str(tmp_path) not in outcomes[1].message  # the paths stay in the hospital's log
+
+
+def test_answering_the_unmask_drops_the_kept_update_from_the_context(hospitals_data, tmp_path):
+    hospitals = Hospitals(hospitals_data, tmp_path)
+    coordinator = CheatingCoordinator(hospitals)
+    coordinator.setup()
+    replies = coordinator.train(1, 0, (1, 2, 3, 4))
+    assert all(secure.pending_update(hospitals.contexts[n], 1) is not None for n in (1, 2, 3, 4))
+    coordinator.sum_of(1, 0, replies)
+    for node in (1, 2, 3, 4):  # it could never be re-masked: the Context need not carry it
+        assert secure.pending_update(hospitals.contexts[node], 1) is None
+        assert secure.PENDING_UPDATE not in hospitals.contexts[node].state.array_records

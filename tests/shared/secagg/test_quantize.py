@@ -113,3 +113,39 @@ def test_largest_allowed_sum_decodes_without_wrapping() -> None:
 
 def test_default_config_fits_thousands_of_hospitals() -> None:
     SecureAggregationConfig().check_for(10_000)
+
+
+def test_long_update_encodes_element_by_element_as_the_formula_says() -> None:
+    config = SecureAggregationConfig()
+    values = np.random.default_rng(3).normal(scale=4.0, size=70_001)  # several chunks
+    weight = 321
+    factor = weight * 2.0**config.quantization_bits / config.clipping_range
+    bound = config.clipping_range
+    expected = [round(min(max(v, -bound), bound) * factor) % 2**62 for v in values.tolist()]
+    encoded = quantize(values, weight, config)
+    assert encoded.tolist() == [*expected, weight]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_value_anywhere_is_refused(bad: float) -> None:
+    values = np.zeros(70_001)
+    values[-2] = bad  # in the last chunk, where clipping alone would hide an inf
+    with pytest.raises(SecureAggregationError, match="NaN or infinite"):
+        quantize(values, 1, SecureAggregationConfig())
+
+
+@pytest.mark.parametrize("field_bits", [8, 40, 62])
+def test_decoding_is_the_twos_complement_value_mod_2_to_the_field_bits(field_bits: int) -> None:
+    config = SecureAggregationConfig(field_bits=field_bits, quantization_bits=1, max_weight=3)
+    field_sum = np.random.default_rng(field_bits).integers(0, 2**64 - 1, 1_000, dtype=np.uint64)
+    field_sum[-1] = 7  # the weight sum
+    before = field_sum.copy()
+    average, total_weight = dequantize(field_sum, config)
+    assert np.array_equal(field_sum, before)  # the sum is not changed
+    signed = []
+    for x in field_sum[:-1].tolist():
+        x %= 2**field_bits
+        signed.append(x - 2**field_bits if x >= 2 ** (field_bits - 1) else x)
+    units = 2.0**config.quantization_bits / config.clipping_range
+    assert total_weight == 7
+    assert average.tolist() == [s / (units * 7) for s in signed]
