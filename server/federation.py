@@ -205,6 +205,7 @@ class Federation:
             self.run.strategy.timeout_s,
         )
         self.state.members = set(nodes)
+        self.identities.learn(nodes)
         if self.run.secure_aggregation.enabled:
             config, timeout_s = self.run.secure_aggregation, self.run.strategy.timeout_s
             self.secure = SecureAggregator(self.grid, config, self.run_id, timeout_s)
