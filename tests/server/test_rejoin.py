@@ -2,10 +2,7 @@
 
 import time
 
-from flwr.app import ArrayRecord
-
-from medfed.server.federation import Federation
-from medfed.shared.config import RunConfig
+from medfed.server.membership import Membership
 
 
 class ScriptedGrid:
@@ -19,36 +16,33 @@ class ScriptedGrid:
         return next(nodes for at, nodes in reversed(self.script) if elapsed >= at)
 
 
-def _federation(grid, wait_s):
-    run = RunConfig(strategy={"rejoin_wait_s": wait_s})
-    federation = Federation(grid, run, ArrayRecord(), run_dir=None)
-    federation.state.members = {1, 2, 3}
-    return federation
+def _membership(grid, wait_s):
+    membership = Membership(grid, minimum=2, timeout_s=60.0, rejoin_wait_s=wait_s)
+    membership.members = {1, 2, 3}
+    return membership
 
 
 def test_round_waits_for_a_hospital_that_comes_back():
-    grid = ScriptedGrid([(0.0, [1, 2]), (0.3, [1, 2, 3])])
-    federation = _federation(grid, 5.0)
+    membership = _membership(ScriptedGrid([(0.0, [1, 2]), (0.3, [1, 2, 3])]), 5.0)
     started = time.monotonic()
-    federation._await_rejoining()
+    membership.await_rejoining()
     assert 0.25 <= time.monotonic() - started < 2.0
-    assert federation.state.given_up == set()
+    assert membership.given_up == set()
 
 
 def test_a_hospital_that_stays_away_costs_one_wait_only():
-    grid = ScriptedGrid([(0.0, [1, 2])])
-    federation = _federation(grid, 0.3)
+    membership = _membership(ScriptedGrid([(0.0, [1, 2])]), 0.3)
     started = time.monotonic()
-    federation._await_rejoining()
-    assert time.monotonic() - started >= 0.3 and federation.state.given_up == {3}
+    membership.await_rejoining()
+    assert time.monotonic() - started >= 0.3 and membership.given_up == {3}
     started = time.monotonic()
-    federation._await_rejoining()  # the next round does not wait for node 3 again
+    membership.await_rejoining()  # the next round does not wait for node 3 again
     assert time.monotonic() - started < 0.1
 
 
 def test_dropped_hospitals_are_not_waited_for():
-    federation = _federation(ScriptedGrid([(0.0, [1, 2])]), 5.0)
-    federation.state.dropped_nodes = {3}  # refused on budget or policy: left out on purpose
+    membership = _membership(ScriptedGrid([(0.0, [1, 2])]), 5.0)
+    membership.drop([3])  # refused on budget or policy: left out on purpose
     started = time.monotonic()
-    federation._await_rejoining()
+    membership.await_rejoining()
     assert time.monotonic() - started < 0.1
