@@ -59,6 +59,15 @@ class HospitalIdentities:
         its node public key (OpenSSH or PEM bytes, as `medfed certs node` writes it)."""
         return cls(RegisteredKeys(grid, keys))
 
+    def learn(self, nodes: Iterable[int]) -> None:
+        """Name `nodes` now, while they are connected: a node that replies and then leaves
+        for good is no longer listed by the grid, yet its reply must still be named."""
+        if self.lookup is None:
+            return
+        for node in nodes:
+            if node not in self.bound and (name := self.lookup(node)) is not None:
+                self.bound[node] = name
+
     def attribute(self, node: int, claimed: str) -> Attribution:
         """The name a reply from `node` is filed under, and a finding if it claimed another."""
         name = self.bound.get(node)

@@ -27,7 +27,8 @@ log = logging.getLogger("medfed.server")
 
 @dataclass
 class SortedReplies:
-    """One round's replies by kind; `updates` are trimmed for a Flower strategy."""
+    """One round's replies by kind; `updates` are the accepted replies, trimmed in place to
+    the update and its weight for a Flower strategy."""
 
     updates: list[Message] = field(default_factory=list)
     evaluation: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -41,7 +42,8 @@ class SortedReplies:
 
 
 def as_reply(content: RecordDict, node: int, run_id: int = 0) -> Message:
-    """A reply-shaped Message holding `content` from `node` (for strategies and tests)."""
+    """A reply-shaped Message holding `content` from `node`, for tests and benchmarks that
+    stand in for hospitals without a grid (the coordinator itself never makes one)."""
     metadata = Metadata(
         run_id=run_id,
         message_id="",
@@ -152,11 +154,12 @@ def sort_replies(
             result.failed[hospital] = f"update rejected: {problem}"
             continue
         result.training[hospital] = training
-        trimmed = RecordDict(
+        # The reply itself, trimmed to what a Flower strategy aggregates (its reports are read).
+        reply.content = RecordDict(
             {
                 ARRAYS: content.array_records[ARRAYS],
                 "metrics": MetricRecord({WEIGHT_KEY: training["num_examples"]}),
             }
         )
-        result.updates.append(as_reply(trimmed, node, reply.metadata.run_id))
+        result.updates.append(reply)
     return result

@@ -21,7 +21,8 @@ def round_line(
     stop_reason: str = "",
 ) -> dict[str, Any]:
     """One metrics.jsonl line: per-hospital evaluation (+ ε), weighted means, who was skipped,
-    and which node claimed a name other than its own (`identity`)."""
+    which node claimed a name other than its own (`identity`), and the run's `status`
+    ("stopped" with the reason in `stopped`; "completed" on a finished run's final line)."""
     hospitals = {name: dict(metrics) for name, metrics in replies.evaluation.items()}
     for name, training in replies.training.items():
         hospitals.setdefault(name, {})["epsilon"] = training.get("epsilon")
@@ -43,7 +44,9 @@ def round_line(
     if replies.identity:
         line["identity"] = dict(replies.identity)
     if stop_reason:
-        line["stopped"] = stop_reason
+        line["status"], line["stopped"] = "stopped", stop_reason
+    elif phase == "final":
+        line["status"] = "completed"
     return line
 
 

@@ -56,10 +56,8 @@ class SecureAggregator:
         self.coordinator = SecAggCoordinator(run_id, config)
         self.members: set[int] = set()
         self.roster_records = RecordDict()
-        self.exchanges = 0
 
     def _exchange(self, messages: list[Message]) -> list[Message]:
-        self.exchanges += 1
         return list(self.grid.send_and_receive(messages, timeout=self.timeout_s))
 
     def setup(self, nodes: list[int]) -> None:

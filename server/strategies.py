@@ -9,12 +9,14 @@ from medfed.shared.protocol import ARRAYS, CONFIG, WEIGHT_KEY
 
 
 def build_strategy(config: StrategyConfig) -> FedAvg:
-    """FedAvg, FedProx or FedAdam, sampling at least `min_hospitals` hospitals a round."""
+    """FedAvg, FedProx or FedAdam that train every node their grid lists: medfed's
+    coordinator (medfed.server.coordinator) shows them only the round's sample, drawn with
+    `fraction_train` and `min_hospitals` from the active hospitals."""
     common = {
-        "fraction_train": config.fraction_train,
-        "min_train_nodes": config.min_hospitals,
-        "min_available_nodes": config.min_hospitals,
-        "min_evaluate_nodes": config.min_hospitals,
+        "fraction_train": 1.0,
+        "min_train_nodes": 1,
+        "min_available_nodes": 1,
+        "min_evaluate_nodes": 1,
         "weighted_by_key": WEIGHT_KEY,
         "arrayrecord_key": ARRAYS,
         "configrecord_key": CONFIG,

@@ -56,7 +56,7 @@ INTERNALS: dict[str, tuple[str, str]] = {
     ),
     "Run": (
         "flwr.supercore.run",
-        "server/deployment/grid.py: the type of Grid.run / Grid.set_run",
+        "server/member_grid.py: the type of Grid.run / Grid.set_run (its grid views)",
     ),
     "router": (
         "flwr.superlink.routers.fleet.router",

@@ -153,6 +153,7 @@ def assemble(run_dir: Path, files: RunFiles) -> AuditReport:
         privacy_enabled=privacy_enabled,
         rounds_planned=config.get("rounds") if isinstance(config.get("rounds"), int) else None,
         rounds_completed=sum(line.phase == "train" for line in files.metrics),
+        status="stopped" if stopped else ("completed" if final is not None else "incomplete"),
         stopped=stopped,
         hospitals=hospitals,
         rounds=[_round_metrics(line) for line in files.metrics],

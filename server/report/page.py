@@ -63,6 +63,14 @@ footer { margin-top:40px; color:var(--muted); font-size:13px; }
 """
 
 
+def _status(report: AuditReport) -> str:
+    if report.status == "stopped":
+        return f"<b>stopped early</b>: {escape(report.stopped or '')}"
+    return (
+        "completed" if report.status == "completed" else "<b>incomplete</b> (no final evaluation)"
+    )
+
+
 def _facts(report: AuditReport) -> str:
     ledgers = [h.ledger for h in report.hospitals if h.ledger is not None]
     valid = sum(ledger.valid for ledger in ledgers)
@@ -70,6 +78,7 @@ def _facts(report: AuditReport) -> str:
     rows = [
         ("configuration SHA-256", f'<code class="config-sha256">{report.config_sha256}</code>'),
         ("differential privacy", "on" if report.privacy_enabled else "<b>off</b>"),
+        ("status", _status(report)),
         ("rounds", f"{report.rounds_completed} of {planned}"),
         ("ledgers", f"{valid} of {len(report.hospitals)} hospitals' ledgers verify"),
     ]

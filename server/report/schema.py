@@ -7,6 +7,7 @@ from the hospitals' ledgers; nothing is rounded. `docs/privacy.md` documents eac
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,6 +124,10 @@ class AuditReport(BaseModel):
     privacy_enabled: bool
     rounds_planned: int | None
     rounds_completed: int
+    status: Literal["completed", "stopped", "incomplete"] = Field(
+        default="incomplete",
+        description="completed; stopped early (why: `stopped`); incomplete: no final line",
+    )
     stopped: str | None = None
     hospitals: list[HospitalAudit]
     rounds: list[RoundMetrics]

@@ -54,9 +54,9 @@ device = "cpu"
 target_epsilon = 1.0
 
 [strategy]
-min_hospitals = 2
+min_hospitals = {min_hospitals}
 timeout_s = {timeout_s}
-
+{strategy_extra}
 [secure_aggregation]
 enabled = {secure}  # false: plaintext at both sides, explicitly (each hospital's table too)
 
@@ -148,10 +148,15 @@ class Deployment:
         timeout_s: float = 300,
         expected: int = 3,
         secure: bool = False,
+        min_hospitals: int = 2,
+        strategy_extra: str = "",
     ) -> Path:
+        """federation.toml; `strategy_extra`: more `key = value` lines for [strategy]."""
         text = FEDERATION.format(
             rounds=rounds,
             timeout_s=timeout_s,
+            min_hospitals=min_hospitals,
+            strategy_extra=strategy_extra,
             port=self.port,
             expected=expected,
             secure=str(secure).lower(),
@@ -216,6 +221,17 @@ class Deployment:
         for group in _groups_below(process.pid) | {process.pid}:
             _kill_group(group)
         process.wait(timeout=10)
+
+    def signal_tree(self, process: subprocess.Popen, signum: int, only: str = "") -> None:
+        """Send `signum` to `process`'s group and every process group below it (`only`: just
+        the groups whose leader's command line contains it)."""
+        for group in _groups_below(process.pid) | {process.pid}:
+            try:
+                if only and only not in Path(f"/proc/{group}/cmdline").read_bytes().decode():
+                    continue
+                os.killpg(group, signum)
+            except (OSError, ProcessLookupError, PermissionError):
+                pass
 
     def metrics(self) -> list[dict]:
         path = self.root / "run" / "metrics.jsonl"

@@ -42,3 +42,12 @@ def test_a_hospital_that_connects_late_is_found_on_the_next_lookup():
     assert identities.attribute(11, "Cleveland").name is None
     grid.nodes[11] = cleveland
     assert identities.attribute(11, "Cleveland").name == "Cleveland"
+
+
+def test_a_hospital_that_replies_and_leaves_is_still_named():
+    va = _key()
+    grid = _Grid({11: va})
+    identities = HospitalIdentities.registered_keys(grid, {"VA": _openssh(va)})
+    identities.learn([11])  # when the run admits its members
+    del grid.nodes[11]  # its node is gone (left for good) before its reply is sorted
+    assert identities.attribute(11, "VA").name == "VA"

@@ -86,11 +86,13 @@ def test_polling_grid_overrides_every_abstract_method_of_flowers_grid():
     from flwr.serverapp import Grid
 
     from medfed.server.deployment.grid import PollingGrid
+    from medfed.server.member_grid import MemberGrid
 
     abstract = {name for name in Grid.__abstractmethods__}
-    assert not PollingGrid.__abstractmethods__, incompatible(
-        f"Grid gained abstract methods {sorted(PollingGrid.__abstractmethods__)}"
-    )
+    for view in (PollingGrid, MemberGrid):
+        assert not view.__abstractmethods__, incompatible(
+            f"Grid gained abstract methods {sorted(view.__abstractmethods__)}"
+        )
     assert "set_run" in abstract and "run" in abstract
     assert "run" in inspect.signature(Grid.set_run).parameters
 

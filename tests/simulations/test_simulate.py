@@ -149,6 +149,22 @@ def test_secure_aggregation_matches_plaintext_with_one_extra_exchange(tmp_path):
 
 
 @pytest.mark.slow
+def test_fedadam_steps_from_the_secure_sum_as_from_the_plaintext_updates(tmp_path):
+    adam = ("rounds=1", "strategy.name='fedadam'")
+    _simulate("heart_disease.toml", tmp_path / "secure", *adam)
+    _simulate("heart_disease.toml", tmp_path / "plain", *adam, "secure_aggregation.enabled=false")
+    _simulate("heart_disease.toml", tmp_path / "fedavg", "rounds=1")
+    secure, plain, fedavg = (  # FedAdam's numpy step returns float64 arrays
+        {k: v.double() for k, v in torch.load(tmp_path / name / "model.pt").items()}
+        for name in ("secure", "plain", "fedavg")
+    )
+    # Adam divides by sqrt(v) + tau (1e-3): quantisation error (≈ 1e-6) grows ≈ 0.1 × 0.1 / tau.
+    for key in plain:
+        assert torch.allclose(secure[key], plain[key], atol=1e-4)
+    assert any(not torch.allclose(secure[k], fedavg[k], atol=1e-3) for k in secure)  # Adam ran
+
+
+@pytest.mark.slow
 def test_demo_twice_on_one_ledger_directory_continues_then_refuses(tmp_path):
     ledgers = tmp_path / "hospital-storage"
     _simulate("heart_disease.toml", tmp_path / "first", f"privacy.ledger_dir='{ledgers}'")
