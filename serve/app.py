@@ -6,9 +6,6 @@ an unexpected error 500 with a code and no traceback. Predictions and explanatio
 request and the DP model only: post-processing, no privacy cost.
 """
 
-# No `from __future__ import annotations`: FastAPI reads the request models (built at run time,
-# local to `create_app`) from the endpoints' real annotations.
-
 import logging
 from importlib import resources
 from typing import Any
@@ -18,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from medfed.serve.bodies import document_bodies, json_body, validated
 from medfed.serve.bundle import ModelBundle
 from medfed.serve.explain import Explainer, NoConvolution
 from medfed.serve.guards import Guard
@@ -113,14 +111,18 @@ def create_app(
     async def input_schema() -> dict[str, Any]:
         return described
 
-    @api.post("/v1/predict")
-    async def predict(body: predict_request) -> dict[str, Any]:  # type: ignore[valid-type]
+    # The bodies are validated from their bytes and the answers are plain JSON (serve/bodies.py):
+    # no second pass over the request, no response model to check a dict against.
+    @api.post("/v1/predict", openapi_extra=json_body(predict_request))
+    async def predict(request: Request) -> JSONResponse:
+        body = await validated(request, predict_request)
         inputs = bundle.preprocess(items(body, schema))
         rows = predictor.describe(predictor.probabilities(inputs))
-        return {"predictions": rows, "threshold": threshold}
+        return JSONResponse({"predictions": rows, "threshold": threshold})
 
-    @api.post("/v1/explain")
-    async def explain(body: explain_request) -> Any:  # type: ignore[valid-type]
+    @api.post("/v1/explain", openapi_extra=json_body(explain_request))
+    async def explain(request: Request) -> JSONResponse:
+        body = await validated(request, explain_request)
         inputs = bundle.preprocess(items(body, schema)).to(bundle.device)
         probabilities = predictor.probabilities(inputs)
         try:
@@ -130,7 +132,9 @@ def create_app(
             problem = {"error": "invalid_input", "message": str(error), "detail": detail}
             return JSONResponse(problem, 422)
         rows = predictor.describe(probabilities)
-        return {"predictions": rows, "explanations": explained, "threshold": threshold}
+        return JSONResponse(
+            {"predictions": rows, "explanations": explained, "threshold": threshold}
+        )
 
     page = resources.files("medfed.serve") / "page"
 
@@ -144,6 +148,7 @@ def create_app(
             return JSONResponse({"error": "not_found", "detail": f"no asset '{name}'"}, 404)
         return Response((page / name).read_text(encoding="utf-8"), media_type=ASSETS[name])
 
+    document_bodies(api, [predict_request, explain_request])
     return Guard(api, max_body_bytes, api_key)
 
 

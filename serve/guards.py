@@ -1,8 +1,10 @@
 """ASGI guard around the app: request size limit, optional API key, request log.
 
 The log line holds method, path, status and latency only: never a body, a query string, a
-header or a client address, so no patient data reaches the log. The body is read here, up to
-the limit (413 beyond it, whether or not Content-Length was sent), then replayed to the app.
+header or a client address, so no patient data reaches the log. A body over the limit gets 413
+whether or not Content-Length was sent: a declared length over it is refused before a byte is
+read; a body sent without one (chunked) is read here, up to the limit, then replayed to the app.
+With a declared length the app reads the body itself (uvicorn delivers exactly that many bytes).
 The key is compared in constant time; `/`, the page's assets, `/healthz` and the API docs stay
 open (they hold no patient data), everything under `/v1/` needs the key when one is set.
 """
@@ -65,6 +67,10 @@ class Guard:
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             await _reply(send, 413, "payload_too_large", self._too_large())
+            return
+        if declared is not None and b"transfer-encoding" not in headers:
+            # uvicorn's parser delivers exactly Content-Length bytes: within the limit as checked
+            await self.app(scope, receive, send)
             return
         chunks, size = [], 0
         while True:

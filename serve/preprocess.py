@@ -1,7 +1,8 @@
 """Validated inputs → the model's input tensor, through training's own record-local functions.
 
-Heart disease: `CODES` (the UCI codes), `feature_matrix` and `scale_features` from
-shared/data/heart_disease.py with the run's bounds; sequences: the patients' readings as the
+Heart disease: `CODES` (the UCI codes) and `coded_feature_matrix` from
+shared/data/heart_disease.py, then `scale_features`' `RangeScaler` (shared/data/scaling.py)
+with the run's bounds, built once; sequences: the patients' readings as the
 long rows (patient, time, channel, value) a vitals CSV holds, gridded by training's
 `vitals_to_grid` (shared/data/sequences.py) with the run's channels, ranges, sequence_length
 and sequence_step; images: decoded by serve/images.py through `window_uint8`. Each row depends
@@ -24,9 +25,9 @@ from medfed.shared.data.heart_disease import (
     CODES,
     FEATURE_BOUNDS,
     FEATURE_NAMES,
-    feature_matrix,
-    scale_features,
+    coded_feature_matrix,
 )
+from medfed.shared.data.scaling import RangeScaler
 from medfed.shared.data.sequences import vitals_to_grid
 
 
@@ -36,6 +37,9 @@ class Preprocessor:
     def __init__(self, run: RunConfig, schema: InputSchema) -> None:
         self.schema = schema
         self.bounds = {**FEATURE_BOUNDS, **(run.data.feature_bounds or {})}
+        self.scaler = RangeScaler(self.bounds, FEATURE_NAMES)  # what `scale_features` applies
+        # Per coded column: its UCI codes (categorical or boolean: the CSV's text level → code).
+        self.codes = [CODES.get(column) for column in CODED_COLUMNS]
         if schema.kind == "sequence":
             self.channels, self.ranges = sequence_channels(run)
             self.length, self.step = run.data.sequence_length, run.data.sequence_step
@@ -59,15 +63,14 @@ class Preprocessor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
     def records(self, batch: Sequence[BaseModel]) -> np.ndarray:
-        columns = {}
-        for column in CODED_COLUMNS:
-            values = [getattr(record, column) for record in batch]
-            codes = CODES.get(column)
-            if codes is not None:  # categorical or boolean: the CSV's text level → UCI code
-                values = [codes[str(value).lower()] for value in values]
-            columns[column] = np.asarray(values, dtype=np.float64)
-        scaled, _ = scale_features(feature_matrix(columns), self.bounds)
-        return scaled
+        coded = []
+        for record in batch:
+            values = [getattr(record, column) for column in CODED_COLUMNS]
+            coded.append(
+                [v if codes is None else codes[str(v).lower()]
+                 for v, codes in zip(values, self.codes, strict=True)]
+            )  # fmt: skip
+        return self.scaler(coded_feature_matrix(np.array(coded, dtype=np.float64)))
 
     def readings(self, batch: Sequence[BaseModel]) -> pd.DataFrame:
         """Long rows (patient = index in the batch, time, channel, value), nulls dropped."""

@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from medfed.shared.data.base import HospitalData
+from medfed.shared.data.scaling import RangeScaler
 from medfed.shared.errors import DataError
 
 NUMERIC_COLUMNS = ["age", "sex", "trestbps", "chol", "fbs", "thalch", "exang", "oldpeak"]
@@ -57,6 +58,10 @@ CODES = {
 }
 ONE_HOT = {"cp": [2, 3, 4], "restecg": [1, 2]}  # levels kept after drop_first
 CODED_COLUMNS = [*NUMERIC_COLUMNS, *ONE_HOT]  # what `feature_matrix` reads
+# Per one-hot feature: its coded column's position in CODED_COLUMNS, and the level it marks.
+ONE_HOT_SOURCE = np.array([CODED_COLUMNS.index(c) for c, levels in ONE_HOT.items() for _ in levels])
+ONE_HOT_LEVELS = np.array([level for levels in ONE_HOT.values() for level in levels], np.float64)
+ONE_HOT_SOURCE.flags.writeable = ONE_HOT_LEVELS.flags.writeable = False
 FEATURE_NAMES = NUMERIC_COLUMNS + [
     f"{col}_{level}" for col, levels in ONE_HOT.items() for level in levels
 ]
@@ -143,13 +148,14 @@ def feature_matrix(columns: Mapping[str, np.ndarray]) -> np.ndarray:
     values pass as they are and cp / restecg become their one-hot levels. Training (`encode`)
     and serving (medfed.serve) both build features here, before `scale_features`.
     """
-    numeric = [np.asarray(columns[column], dtype=np.float64) for column in NUMERIC_COLUMNS]
-    one_hot = [
-        (np.asarray(columns[column], dtype=np.float64) == level).astype(np.float64)
-        for column, levels in ONE_HOT.items()
-        for level in levels
-    ]
-    return np.stack(numeric + one_hot, axis=1)
+    coded = np.stack([np.asarray(columns[column], dtype=np.float64) for column in CODED_COLUMNS])
+    return coded_feature_matrix(coded.T)
+
+
+def coded_feature_matrix(coded: np.ndarray) -> np.ndarray:
+    """`feature_matrix` of an N × `CODED_COLUMNS` float64 array (one coded record a row)."""
+    one_hot = coded[:, ONE_HOT_SOURCE] == ONE_HOT_LEVELS
+    return np.concatenate([coded[:, : len(NUMERIC_COLUMNS)], one_hot], axis=1, dtype=np.float64)
 
 
 def scale_features(
@@ -161,16 +167,11 @@ def scale_features(
     to their range and mapped onto [-1, 1].
 
     Returns float32 features and, per ranged column, (values below, values above) the range.
+    Serving builds the same `RangeScaler` once and reuses it.
     """
-    scaled = raw.copy()
-    clipped = {}
-    for column, (low, high) in bounds.items():
-        index = names.index(column)
-        values = raw[:, index]
-        clipped[column] = (int((values < low).sum()), int((values > high).sum()))
-        unit = (np.clip(values, low, high) - (low + high) / 2) / ((high - low) / 2)
-        scaled[:, index] = np.clip(unit, -1.0, 1.0)
-    return scaled.astype(np.float32), clipped
+    raw = np.asarray(raw, dtype=np.float64)
+    scaler = RangeScaler(bounds, names)
+    return scaler(raw), scaler.clipped(raw)
 
 
 def log_clipped(

@@ -93,8 +93,10 @@ def serve_forever(which: str, run_dir: Path, port: int, log_file: Path) -> None:
         app = create_app(load_bundle(run_dir))
     else:
         app = floor_app(run_dir)
+    # Keep-alive past uvicorn's 5 s: on a loaded machine a client starved that long would race
+    # the server closing its connection (a ReadError, not a measurement). Same for both servers.
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
-                ws="none")  # fmt: skip
+                ws="none", timeout_keep_alive=120)  # fmt: skip
 
 
 def start(which: str, run_dir: Path, port: int, log_file: Path) -> subprocess.Popen:

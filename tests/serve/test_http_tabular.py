@@ -107,6 +107,17 @@ def test_bad_input_gets_a_clear_4xx_naming_the_field(heart_server, what, body, s
         assert "Traceback" not in answer.text
 
 
+def test_a_body_not_sent_as_json_gets_422_naming_the_body(heart_server):
+    content = json.dumps({"record": RECORD}).encode()
+    for headers in ({"content-type": "text/plain"}, {}):
+        answer = heart_server.client.post("/v1/predict", content=content, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["field"] == "body"
+        assert "application/json" in answer.json()["message"]
+    typed = {"content-type": "application/json; charset=utf-8"}
+    assert heart_server.client.post("/v1/predict", content=content, headers=typed).is_success
+
+
 def test_oversized_bodies_get_413_with_or_without_content_length(heart_server):
     big = {"records": [RECORD] * 600}  # > the fixture's 64 KiB limit
     answer = heart_server.client.post("/v1/predict", json=big)
