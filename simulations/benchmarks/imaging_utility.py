@@ -154,13 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(tuning.chosen_table(selections, len(tuning_seeds), metric="(AUROC + accuracy) / 2"))
     print()
     print(report(results))
-    seeds_used = f"{len(tuning_seeds)} tuning seed(s)"
-    print(f"\nValidation (AUROC + accuracy) / 2 of every grid point ({seeds_used}):\n")
-    print(tuning.grid_table(selections))
-    total = time.perf_counter() - started
-    print(
-        f"\nWall time: {total:.1f} s (tuning {tuned_seconds:.1f} s, "
-        f"test runs {total - tuned_seconds:.1f} s)"
+    tuning.print_grid_and_wall_time(
+        selections, len(tuning_seeds), started, tuned_seconds, "(AUROC + accuracy) / 2"
     )
     return 0
 

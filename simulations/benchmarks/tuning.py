@@ -151,6 +151,24 @@ def grid_table(selections: dict[str, Selection]) -> str:
     return "\n".join(lines)
 
 
+def print_grid_and_wall_time(
+    selections: dict[str, Selection],
+    tuning_seeds: int,
+    started: float,
+    tuned_seconds: float,
+    metric: str = "accuracy",
+) -> None:
+    """A benchmark's closing lines: every grid point's validation score, then the wall time
+    (`started`: its `time.perf_counter()` at start) split into tuning and test runs."""
+    print(f"\nValidation {metric} of every grid point ({tuning_seeds} tuning seed(s)):\n")
+    print(grid_table(selections))
+    total = time.perf_counter() - started
+    print(
+        f"\nWall time: {total:.1f} s (tuning {tuned_seconds:.1f} s, "
+        f"test runs {total - tuned_seconds:.1f} s)"
+    )
+
+
 def chosen_table(selections: dict[str, Selection], seeds: int, metric: str = "accuracy") -> str:
     """What each selection chose and the validation score that chose it, as Markdown."""
     lines = [

@@ -326,13 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(tuning.chosen_table(selections, len(tuning_seeds)))
     print()
     print(report(results, base))
-    print(f"\nValidation accuracy of every grid point ({len(tuning_seeds)} tuning seed(s)):\n")
-    print(tuning.grid_table(selections))
-    total = time.perf_counter() - started
-    print(
-        f"\nWall time: {total:.1f} s (tuning {tuned_seconds:.1f} s, "
-        f"test runs {total - tuned_seconds:.1f} s)"
-    )
+    tuning.print_grid_and_wall_time(selections, len(tuning_seeds), started, tuned_seconds)
     return 0
 
 
