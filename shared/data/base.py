@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from medfed.shared.errors import DataError
@@ -94,3 +97,14 @@ def split_train_test(
         labels[test_rows].astype(np.int64),
         num_classes,
     )
+
+
+def read_csv_file(path: Path, missing: str, **options: Any) -> pd.DataFrame:
+    """`pd.read_csv(path, **options)`, with a DataError naming the file when it is absent
+    (`missing` says what it is and which key to set) or unreadable."""
+    if not path.is_file():
+        raise DataError(f"{path}: {missing}")
+    try:
+        return pd.read_csv(path, **options)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from None

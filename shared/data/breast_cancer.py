@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer
 
+from medfed.shared.data.base import read_csv_file
 from medfed.shared.data.heart_disease import log_clipped, scale_features
 from medfed.shared.errors import DataError
 
@@ -83,12 +84,7 @@ def read_breast_cancer_csv(
         DataError: file missing or unreadable, a column absent, non-numeric or missing
             values, or a diagnosis other than M / B.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found (set data.path to the hospital's CSV)")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    frame = read_csv_file(path, "data file not found (set data.path to the hospital's CSV)")
     missing = [c for c in [*FEATURE_NAMES, "diagnosis"] if c not in frame.columns]
     if missing:
         raise DataError(

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from medfed.shared.data.base import HospitalData
+from medfed.shared.data.base import HospitalData, read_csv_file
 from medfed.shared.data.scaling import RangeScaler
 from medfed.shared.errors import DataError
 
@@ -99,12 +99,7 @@ def read_heart_csv(path: Path) -> pd.DataFrame:
     Raises:
         DataError: file missing or unreadable, or a required column absent.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: data file not found (set data.path to the hospital's CSV)")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    frame = read_csv_file(path, "data file not found (set data.path to the hospital's CSV)")
     missing = [col for col in REQUIRED_COLUMNS if col not in frame.columns]
     if missing:
         raise DataError(

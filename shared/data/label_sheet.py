@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from medfed.shared.data.base import read_csv_file
 from medfed.shared.data.pixels import ImageSet, stack_images
 from medfed.shared.errors import DataError
 
@@ -36,12 +36,8 @@ def read_label_sheet(
         DataError: missing or unreadable file, missing column, empty or repeated key, or a
             label that is not one of `classes`.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: labels CSV not found (set data.labels_path)")
-    try:
-        sheet = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    missing = "labels CSV not found (set data.labels_path)"
+    sheet = read_csv_file(path, missing, dtype=str, keep_default_na=False)
     wanted = {"data.id_column/file_column": key_column, "data.label_column": label_column}
     if patient_column is not None:
         wanted["data.id_column"] = patient_column

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medfed.shared.data.base import read_csv_file
 from medfed.shared.errors import DataError
 
 REQUIRED_COLUMNS = ["patient", "time", "channel", "value", "label"]
@@ -142,12 +143,7 @@ def read_vitals_csv(
             time/value/label (naming the line), a channel without a range, or a patient
             with more than one label.
     """
-    if not path.is_file():
-        raise DataError(f"{path}: vitals CSV not found (set data.path to the hospital's CSV)")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    frame = read_csv_file(path, "vitals CSV not found (set data.path to the hospital's CSV)")
     return vitals_frame_to_grids(
         frame, str(path), sequence_length, sequence_step, hospital_column, channel_ranges
     )
